@@ -1,0 +1,33 @@
+"""builder: config-driven builds of optimized, quantized ONNX Runtime bundles.
+
+Importing builder loads nothing heavy: build-time packages (torch, transformers, hydra) are imported only
+when `build` is called, so apps that only load bundles never need them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+__version__ = "0.1.0"
+
+
+def build(cfg: Any = None, *, overrides: list[str] | tuple[str, ...] = (), quiet: bool = False) -> Path:
+    """Build a bundle and return its folder.
+
+    `cfg` is a composed config (from `builder.config.compose_config`) or None to compose one from
+    `overrides`, exactly as the command line would: `builder.build(overrides=["task=text-classification"])`.
+    """
+    from builder.build import build as _build
+    from builder.config import compose_config
+
+    if cfg is None:
+        cfg = compose_config(overrides)
+    return _build(cfg, overrides=overrides, quiet=quiet)
+
+
+def verify(path: str | Path) -> dict[str, Any]:
+    """Check every file of a bundle against its manifest; return the manifest or raise BundleIntegrityError."""
+    from builder.runtime.manifest import verify as _verify
+
+    return _verify(path)

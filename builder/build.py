@@ -1,0 +1,106 @@
+"""build(): validate, resolve the source, run the stages, assemble the bundle in a staging folder, and
+publish it with a rename. A failed or interrupted build leaves no bundle folder behind."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig
+
+from builder import bundle, config, source
+from builder.hardware import host_facts
+from builder.stages import STAGES
+from builder.stages.common import BuildContext, onnx_files, onnx_size
+from builder.stages.quantize import settings as quantization_settings
+
+
+def build(
+    cfg: DictConfig,
+    *,
+    overrides: list[str] | tuple[str, ...] = (),
+    choices: dict[str, Any] | None = None,
+    quiet: bool = False,
+) -> Path:
+    """Build the bundle a composed config describes; return its folder. Raises builder.errors.BuilderError."""
+    config.validate(cfg)
+    resolved = config.to_container(cfg)
+    src = source.resolve(cfg)
+    bid = bundle.bundle_id(resolved, src.identity)
+    name = bundle.bundle_name(resolved, bid)
+    root = Path(cfg.output_dir).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / name
+    say = (lambda *a, **k: None) if quiet else print
+    say(f"building {name}")
+    work = Path(tempfile.mkdtemp(prefix=f".work-{bid[:8]}-", dir=root))
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{bid[:8]}-", dir=root))
+    try:
+        ctx = BuildContext(cfg=cfg, source=src, workdir=work)
+        timings = {}
+        for i, (stage, run) in enumerate(STAGES.items(), 1):
+            start = time.perf_counter()
+            say(f"  [{i}/{len(STAGES)}] {stage} ...", end="", flush=True)
+            run(ctx)
+            timings[stage] = round(time.perf_counter() - start, 3)
+            if stage == "export":
+                ctx.metrics["export"]["size_bytes"] = onnx_size(ctx.onnx_path)
+            say(f" {timings[stage]:.1f}s", flush=True)
+        ctx.metrics["stage_seconds"] = timings
+        _assemble(ctx, staging, resolved, bid, name, list(overrides), choices or {})
+        bundle.publish(staging, final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def _assemble(
+    ctx: BuildContext,
+    folder: Path,
+    resolved: dict[str, Any],
+    bid: str,
+    name: str,
+    overrides: list[str],
+    choices: dict[str, Any],
+) -> None:
+    for src in onnx_files(ctx.onnx_path):
+        shutil.copyfile(src, folder / src.name.replace(ctx.onnx_path.stem, "model", 1))
+    if len(onnx_files(ctx.onnx_path)) > 1 and ctx.onnx_path.stem != "model":
+        # External data is referenced by file name from inside the graph: re-save under the bundle's name.
+        import onnx
+
+        from builder.stages.common import save_onnx
+
+        for p in folder.glob("model.onnx*"):
+            p.unlink()
+        save_onnx(onnx.load(str(ctx.onnx_path)), folder / "model.onnx")
+    tok = ctx.tokenizer()
+    tok.save_pretrained(folder)
+    shutil.copyfile(ctx.source.path / "config.json", folder / "config.json")
+
+    fp32 = ctx.metrics["export"]["size_bytes"]
+    size = onnx_size(folder / "model.onnx")
+    ctx.metrics["size"] = {"fp32_model_bytes": fp32, "bundle_model_bytes": size, "ratio_to_fp32": size / fp32}
+    versions = bundle.tool_versions()
+    ctx.metrics["host"] = host_facts() | {"versions": versions}
+    runtime = ctx.runtime | {
+        "task": ctx.task.name,
+        "max_length": ctx.max_length,
+        "pooling": ctx.pooling if ctx.task.name == "feature-extraction" else None,
+        "normalize": bool(ctx.cfg.task.normalize) if ctx.task.name == "feature-extraction" else None,
+        "hardware": {k: resolved["hardware"][k] for k in ("name", "device", "providers", "intra_op_threads")},
+        "quantization": quantization_settings(ctx.cfg),
+        "optimization": resolved["optimization"]["level"],
+    }
+    build_record = {"config": resolved, "overrides": overrides, "choices": choices}
+    (folder / "build.yaml").write_text(yaml.safe_dump(build_record, sort_keys=False), encoding="utf-8")
+    (folder / "metrics.json").write_text(json.dumps(ctx.metrics, indent=2) + "\n", encoding="utf-8")
+    extra = {"versions": versions, "source": ctx.source.identity, "runtime": runtime}
+    (folder / "README.md").write_text(bundle.model_card(resolved, ctx.metrics, extra, name), encoding="utf-8")
+    bundle.write_manifest(folder, bid, name, extra)

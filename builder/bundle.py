@@ -1,0 +1,230 @@
+"""Bundle layout (format 1): id, files, model card, manifest, and the atomic publish.
+
+<name>-<id8>/  model.onnx  tokenizer.json ...  config.json  build.yaml  metrics.json  README.md  manifest.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from builder import __version__
+from builder.runtime.manifest import FORMAT_VERSION, MANIFEST, file_table
+
+# Keys that say where output goes or how it is measured: they do not change what is built.
+NOT_IN_ID = ("output_dir", "benchmark", "fidelity")
+TOOLS = ("torch", "transformers", "onnx", "onnxruntime")
+
+
+def tool_versions() -> dict[str, str]:
+    return {"builder": __version__} | {name: metadata.version(name) for name in TOOLS}
+
+
+def bundle_id(config: dict[str, Any], source_identity: dict[str, Any]) -> str:
+    """sha256 of canonical JSON of everything that determines the bundle's model bytes."""
+    content = {
+        "format_version": FORMAT_VERSION,
+        "config": {k: v for k, v in config.items() if k not in NOT_IN_ID},
+        "source": source_identity,
+        "versions": tool_versions(),
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def model_slug(config: dict[str, Any]) -> str:
+    name = config["model"]["name"]
+    if not name:
+        src = config["model"]["source"].rstrip("/\\")
+        name = re.split(r"[/\\]", src.removeprefix("pkg://"))[-1] or "model"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "model"
+
+
+def bundle_name(config: dict[str, Any], bid: str) -> str:
+    parts = [
+        model_slug(config),
+        config["task"]["name"],
+        config["hardware"]["name"],
+        config["optimization"]["level"],
+        config["quantization"]["method"],
+        bid[:8],
+    ]
+    return "-".join(parts)
+
+
+def write_manifest(folder: Path, bid: str, name: str, extra: dict[str, Any]) -> dict[str, Any]:
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "bundle_id": bid,
+        "name": name,
+        "files": file_table(folder),
+        **extra,
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return manifest
+
+
+def publish(staging: Path, final: Path) -> None:
+    """Move a complete bundle into place with renames only: readers see the old bundle or the new one."""
+    if not final.exists():
+        try:
+            os.rename(staging, final)
+            return
+        except OSError:
+            if not final.exists():
+                raise
+    trash = final.with_name(f".trash-{final.name}-{uuid.uuid4().hex[:8]}")
+    os.rename(final, trash)
+    os.rename(staging, final)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------- model card
+
+
+def model_card(
+    config: dict[str, Any], metrics: dict[str, Any], manifest_extra: dict[str, Any], name: str
+) -> str:
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    task = config["task"]["name"]
+    quant = config["quantization"]["method"]
+    source = manifest_extra["source"]
+    base = config["model"].get("base_model") or (source.get("repo_id") if source["kind"] == "hub" else None)
+    evals = []
+    fidelity = metrics.get("fidelity", {})
+    for output, m in fidelity.get("outputs", {}).items():
+        for metric, value in (
+            ("cosine_similarity", m["cosine_mean"]),
+            ("argmax_agreement", m.get("argmax_agreement")),
+        ):
+            if value is not None:
+                evals.append(
+                    EvalResult(
+                        task_type=task,
+                        dataset_type="builder-fidelity",
+                        dataset_name=f"builder built-in inputs, {output} vs PyTorch",
+                        metric_type=metric,
+                        metric_name=f"{output} {metric.replace('_', ' ')}",
+                        metric_value=round(float(value), 6),
+                    )
+                )
+    data = ModelCardData(
+        library_name="onnx",
+        pipeline_tag=task,
+        base_model=base,
+        base_model_relation="quantized" if (base and quant != "none") else None,
+        tags=[
+            "onnx",
+            "onnxruntime",
+            "builder",
+            config["hardware"]["name"],
+            f"optimization-{config['optimization']['level']}",
+            f"quantization-{quant}",
+        ],
+        model_name=name,
+        eval_results=evals or None,
+    )
+    return str(
+        ModelCard(f"---\n{data.to_yaml()}\n---\n\n{_card_body(config, metrics, manifest_extra, name)}")
+    )
+
+
+def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str, Any], name: str) -> str:
+    src = extra["source"]
+    origin = src.get("repo_id", config["model"]["source"])
+    if src["kind"] == "hub":
+        origin += f" @ {src['commit']}"
+    lines = [
+        f"# {name}",
+        "",
+        f"An ONNX Runtime bundle of **{origin}** for `{config['task']['name']}`, built by builder "
+        f"{extra['versions']['builder']} for hardware profile `{config['hardware']['name']}`.",
+        "",
+        "| setting | value |",
+        "| --- | --- |",
+        f"| optimization | {config['optimization']['level']} |",
+        f"| quantization | {_quant_text(metrics)} |",
+        f"| fused operators | {_fused_text(metrics)} |",
+        f"| model size | {_size_text(metrics)} |",
+        "",
+        "## Fidelity to the PyTorch model",
+        "",
+    ]
+    fid = metrics.get("fidelity", {})
+    if fid.get("measured"):
+        lines += [
+            "| output | cosine (mean) | cosine (min) | argmax agreement | max abs diff |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for out, m in fid["outputs"].items():
+            agree = f"{m['argmax_agreement']:.4f}" if "argmax_agreement" in m else "-"
+            lines.append(
+                f"| {out} | {m['cosine_mean']:.6f} | {m['cosine_min']:.6f} | {agree} | {m['max_abs_diff']:.3g} |"
+            )
+    else:
+        lines.append(f"Not measured: {fid.get('reason', 'skipped')}.")
+    lines += ["", "## Latency (measured at build time)", ""]
+    bench = metrics.get("benchmark", {})
+    if bench.get("measured"):
+        host = metrics["host"]
+        lines += [
+            f"{host['cpu']}, {bench['threads']} thread(s), provider {bench['provider']}, "
+            f"{bench['iterations']} iterations after {bench['warmup']} warm-up, interleaved with PyTorch.",
+            "",
+            "| batch | tokens | bundle p50 ms | bundle p99 ms | PyTorch p50 ms | speed-up (p50) | bundle items/s |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in bench["results"]:
+            pt = r.get("pytorch", {})
+            speed = f"{r['speedup_p50']:.2f}x" if "speedup_p50" in r else "-"
+            pt50 = f"{pt['p50_ms']:.2f}" if pt else "-"
+            lines.append(
+                f"| {r['batch_size']} | {r['sequence_length']} | {r['bundle']['p50_ms']:.2f} | {r['bundle']['p99_ms']:.2f} "
+                f"| {pt50} | {speed} | {r['bundle']['throughput_per_s']:.1f} |"
+            )
+    else:
+        lines.append(f"Not measured: {bench.get('reason', 'skipped')}.")
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import onnxruntime as ort",
+        f'session = ort.InferenceSession("{name}/model.onnx")',
+        "```",
+        "",
+        "`manifest.json` holds the sha256 of every file (`builder verify <folder>`); `build.yaml` the full",
+        "build configuration; `metrics.json` every measurement above and the host it was taken on.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _quant_text(metrics: dict[str, Any]) -> str:
+    q = metrics.get("quantize", {})
+    if q.get("method", "none") == "none":
+        return "none (fp16)" if metrics.get("optimize", {}).get("fp16") else "none (fp32)"
+    return (
+        f"{q['method']} int8: weights {q['weight_type']}, activations {q['activation_type']}, "
+        f"per-channel {q['per_channel']}, reduce-range {q['reduce_range']}, ops {', '.join(q['op_types'])}"
+    )
+
+
+def _fused_text(metrics: dict[str, Any]) -> str:
+    fused = metrics.get("optimize", {}).get("fused_operators") or {}
+    return ", ".join(f"{op} x{n}" for op, n in fused.items()) or "none"
+
+
+def _size_text(metrics: dict[str, Any]) -> str:
+    s = metrics.get("size", {})
+    if not s:
+        return "-"
+    return f"{s['bundle_model_bytes'] / 1e6:.1f} MB ({s['ratio_to_fp32']:.2f}x of fp32 {s['fp32_model_bytes'] / 1e6:.1f} MB)"

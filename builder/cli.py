@@ -1,0 +1,174 @@
+"""The `builder` command.
+
+builder [OVERRIDES...] [-m]      build a bundle from composed configs (a Hydra app)
+builder verify PATH              check every file of a bundle against its manifest
+builder info PATH                what a bundle is and what was measured
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from builder.errors import BuilderError
+
+SUBCOMMANDS = ("verify", "info")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in SUBCOMMANDS:
+        sys.exit(_subcommand(argv))
+    _build_app(argv)
+
+
+def _fail(e: BuilderError) -> int:
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise e
+    print(f"error: {e}", file=sys.stderr)
+    return e.exit_code
+
+
+# --------------------------------------------------------------------------------------------------- build
+
+
+def _build_app(argv: list[str]) -> None:
+    import hydra
+
+    from builder.config import CONF_DIR, override_problems
+    from builder.errors import ConfigError
+
+    problems = override_problems(argv)
+    if problems:
+        sys.exit(_fail(ConfigError(problems)))
+
+    @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+    def app(cfg: Any) -> None:
+        from builder.config import config_from_hydra, validate
+
+        try:
+            final, overrides, choices = config_from_hydra(cfg)
+            validate(final)  # every config problem, before torch is even imported
+            from builder.build import build
+
+            path = build(final, overrides=overrides, choices=choices)
+        except BuilderError as e:
+            sys.exit(_fail(e))
+        except KeyboardInterrupt:
+            print("interrupted: no bundle was written", file=sys.stderr)
+            sys.exit(130)
+        print(summary(path))
+
+    sys.argv = [sys.argv[0], *argv]
+    app()
+
+
+def summary(path: Path) -> str:
+    metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    lines = [f"bundle    {path}", f"id        {manifest['bundle_id']}"]
+    s = metrics["size"]
+    lines.append(
+        f"size      {s['bundle_model_bytes'] / 1e6:.1f} MB vs fp32 {s['fp32_model_bytes'] / 1e6:.1f} MB "
+        f"({s['ratio_to_fp32']:.2f}x)"
+    )
+    bench = metrics.get("benchmark", {})
+    for r in bench.get("results", []):
+        shape = f"batch {r['batch_size']}, {r['sequence_length']} tokens, {bench['threads']} thread(s)"
+        if "pytorch" in r:
+            lines.append(
+                f"latency   p50 {r['bundle']['p50_ms']:.2f} ms vs PyTorch {r['pytorch']['p50_ms']:.2f} ms "
+                f"({r['speedup_p50']:.2f}x faster) [{shape}]"
+            )
+        else:
+            lines.append(f"latency   p50 {r['bundle']['p50_ms']:.2f} ms [{shape}]")
+    if bench and not bench.get("measured", True):
+        lines.append(f"latency   not measured: {bench['reason']}")
+    fid = metrics.get("fidelity", {})
+    if fid.get("measured"):
+        parts = []
+        for out, m in fid["outputs"].items():
+            text = f"{out} cosine {m['cosine_mean']:.4f} (min {m['cosine_min']:.4f})"
+            if "argmax_agreement" in m:
+                text += f", argmax agreement {m['argmax_agreement']:.1%}"
+            parts.append(text)
+        lines.append("fidelity  " + "; ".join(parts) + " vs PyTorch")
+    elif fid:
+        lines.append(f"fidelity  not measured: {fid.get('reason')}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- subcommands
+
+
+def _subcommand(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog=f"builder {argv[0]}")
+    parser.add_argument("path", type=Path, help="bundle folder")
+    if argv[0] == "info":
+        parser.add_argument("--json", action="store_true", help="print manifest and metrics as JSON")
+    args = parser.parse_args(argv[1:])
+    try:
+        return _verify(args.path) if argv[0] == "verify" else _info(args.path, args.json)
+    except BuilderError as e:
+        return _fail(e)
+
+
+def _verify(path: Path) -> int:
+    from builder.runtime.manifest import verify
+
+    manifest = verify(path)
+    print(f"ok: {len(manifest['files'])} files match the manifest of bundle {manifest['bundle_id']}")
+    return 0
+
+
+def _info(path: Path, as_json: bool) -> int:
+    from builder.errors import BundleIntegrityError
+    from builder.runtime.manifest import read_manifest, verify
+
+    manifest = read_manifest(path)
+    try:
+        verify(path)
+        integrity = "verified (every file matches the manifest)"
+    except BundleIntegrityError as e:
+        integrity = f"FAILED: {e}"
+    metrics_path = path / "metrics.json"
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+    if as_json:
+        print(json.dumps({"manifest": manifest, "metrics": metrics, "integrity": integrity}, indent=2))
+        return 0
+    rt, src = manifest.get("runtime", {}), manifest.get("source", {})
+    origin = src.get("repo_id") or src.get("package") or "local folder"
+    if src.get("commit"):
+        origin += f" @ {src['commit']}"
+    q = rt.get("quantization", {})
+    lines = [
+        f"name          {manifest['name']}",
+        f"bundle id     {manifest['bundle_id']}",
+        f"integrity     {integrity}",
+        f"task          {rt.get('task')}",
+        f"source        {origin} ({src.get('kind')})",
+        f"hardware      {rt.get('hardware', {}).get('name')} (providers: {', '.join(rt.get('hardware', {}).get('providers', []))})",
+        f"optimization  {rt.get('optimization')}",
+        f"quantization  {q.get('method')}"
+        + (
+            f" (weights {q.get('weight_type')}, per-channel {q.get('per_channel')})"
+            if q.get("method") != "none"
+            else ""
+        ),
+        f"inputs        {', '.join(rt.get('inputs', []))} -> {', '.join(rt.get('outputs', []))}",
+        "built with    " + ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items()),
+    ]
+    if metrics:
+        lines += ["", summary(path).split("\n", 2)[2]]
+        host = metrics.get("host", {})
+        lines.append(f"measured on   {host.get('cpu')} ({host.get('logical_cores')} cores)")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Errors a user can act on. The CLI prints their message alone (no traceback) and exits non-zero.
+
+Pure Python on purpose: the runtime imports this module too.
+"""
+
+from __future__ import annotations
+
+
+class BuilderError(Exception):
+    """Base class: the message names the key or file at fault and the fix."""
+
+    exit_code = 2
+
+
+class ConfigError(BuilderError):
+    """One or more configuration problems, all reported together."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        n = len(self.problems)
+        super().__init__(f"{n} configuration problem{'s' if n != 1 else ''}:\n{lines}")
+
+
+class SourceError(BuilderError):
+    """The model cannot be found or fetched."""
+
+
+class StageError(BuilderError):
+    """A build stage failed in a way the user can fix (tolerance exceeded, unsupported graph...)."""
+
+
+class BundleIntegrityError(BuilderError):
+    """A bundle's files do not match its manifest, or the bundle is unsafe to load."""

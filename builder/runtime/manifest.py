@@ -1,0 +1,80 @@
+"""Bundle manifests: sha256 and size of every file, checked before anything in a bundle is used."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from builder.errors import BundleIntegrityError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_table(folder: Path) -> dict[str, dict[str, Any]]:
+    """Every file under folder except the manifest itself, by POSIX relative path."""
+    table = {}
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if rel == MANIFEST or path.is_dir():
+            continue
+        table[rel] = {"sha256": sha256_file(path), "size": path.stat().st_size}
+    return table
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise BundleIntegrityError(f"{path}: missing; {folder} is not a builder bundle (or is incomplete).")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        version = int(manifest["format_version"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise BundleIntegrityError(f"{path}: unreadable manifest ({e}).") from e
+    if version > FORMAT_VERSION:
+        raise BundleIntegrityError(
+            f"{path}: bundle format {version} is newer than this builder reads ({FORMAT_VERSION}). "
+            "Upgrade builder to load it."
+        )
+    return manifest
+
+
+def verify(folder: str | Path) -> dict[str, Any]:
+    """Return the manifest if every file matches it; raise BundleIntegrityError naming each file that
+    changed, is missing, was added, or points outside the bundle."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    listed: dict[str, dict[str, Any]] = manifest.get("files", {})
+    problems = []
+    root = folder.resolve()
+    for rel, entry in sorted(listed.items()):
+        pure = PurePosixPath(rel)
+        if pure.is_absolute() or ".." in pure.parts:
+            problems.append(f"{rel}: path leads outside the bundle")
+            continue
+        path = folder / rel
+        if path.is_symlink() or not path.resolve().is_relative_to(root):
+            problems.append(f"{rel}: is a link (bundles hold plain files only)")
+        elif not path.is_file():
+            problems.append(f"{rel}: missing")
+        elif path.stat().st_size != entry.get("size") or sha256_file(path) != entry.get("sha256"):
+            problems.append(f"{rel}: changed (sha256 differs from the manifest)")
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if rel != MANIFEST and rel not in listed and (path.is_file() or path.is_symlink()):
+            problems.append(f"{rel}: added (not in the manifest)")
+    if problems:
+        raise BundleIntegrityError(
+            f"{folder}: bundle does not match its manifest:\n  - " + "\n  - ".join(problems)
+        )
+    return manifest

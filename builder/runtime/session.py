@@ -1,0 +1,36 @@
+"""ONNX Runtime sessions configured by a bundle's hardware profile."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import onnxruntime as ort
+
+
+def providers_for(hardware: Mapping[str, Any]) -> list[str]:
+    """The profile's providers that this onnxruntime build has, CPU always last as the fallback."""
+    available = set(ort.get_available_providers())
+    wanted = list(hardware.get("providers") or ["CPUExecutionProvider"])
+    chosen = [p for p in wanted if p in available]
+    missing = [p for p in wanted if p not in available]
+    if missing:
+        warnings.warn(
+            f"{', '.join(missing)} not available in this onnxruntime build "
+            f"(has: {', '.join(sorted(available))}); running on {chosen[0] if chosen else 'CPUExecutionProvider'}.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    if "CPUExecutionProvider" not in chosen:
+        chosen.append("CPUExecutionProvider")
+    return chosen
+
+
+def create_session(model_path: str | Path, hardware: Mapping[str, Any]) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(hardware.get("intra_op_threads") or 0)
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: ORT's warnings about unused initializers are noise here
+    return ort.InferenceSession(str(model_path), sess_options=options, providers=providers_for(hardware))

@@ -1,0 +1,159 @@
+"""Where the model comes from: a local folder, a folder shipped inside a Python package, or the Hub.
+
+Each resolves to a local folder plus an identity (Hub commit sha or content hash) that enters the bundle id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from importlib import metadata, resources
+from pathlib import Path
+from typing import Any
+
+from builder.errors import SourceError
+from builder.runtime.manifest import sha256_file
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+# Files a build needs; weights in safetensors only (nothing that unpickles).
+HUB_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "1_Pooling/*"]
+
+
+@dataclass(frozen=True)
+class Source:
+    path: Path
+    kind: str  # local | package | hub
+    identity: dict[str, Any]
+
+
+def classify(source: str) -> str:
+    if source.startswith("pkg://"):
+        return "package"
+    path = Path(source).expanduser()
+    if path.exists() or source.startswith(("/", ".", "~")) or "\\" in source or not HUB_ID.match(source):
+        return "local"
+    return "hub"
+
+
+def _package_folder(source: str) -> tuple[str, Path]:
+    package, _, sub = source.removeprefix("pkg://").partition("/")
+    try:
+        root = resources.files(package)
+    except ModuleNotFoundError as e:
+        raise SourceError(
+            f"model.source={source}: Python package {package!r} is not installed. "
+            f"Install it (pip install {package.replace('_', '-')}) or give a local folder."
+        ) from e
+    return package, Path(str(root)) / sub
+
+
+def source_problems(cfg: Any) -> list[str]:
+    """Cheap checks done with the rest of validation (no network)."""
+    src = cfg.model.source
+    kind = classify(src)
+    folder: Path | None = None
+    if kind == "package":
+        try:
+            folder = _package_folder(src)[1]
+        except SourceError as e:
+            return [str(e)]
+    elif kind == "local":
+        folder = Path(src).expanduser()
+        if not folder.is_dir():
+            return [
+                f"model.source={src}: no such folder. Give a folder holding config.json and the weights "
+                "(e.g. from save_pretrained), or a Hub id like org/name."
+            ]
+    if folder is None:
+        return []
+    if not (folder / "config.json").is_file():
+        return [f"model.source={src}: {folder} has no config.json; is it a Hugging Face model folder?"]
+    from builder.tasks import architecture_problems
+
+    return architecture_problems(folder, cfg.task.name, src)
+
+
+def resolve(cfg: Any) -> Source:
+    src, revision = cfg.model.source, cfg.model.revision
+    kind = classify(src)
+    if kind == "package":
+        package, folder = _package_folder(src)
+        identity = {
+            "kind": "package",
+            "package": package,
+            "version": metadata.version(package.replace("_", "-")),
+            "content_sha256": folder_hash(folder),
+        }
+        return Source(folder, kind, identity)
+    if kind == "local":
+        folder = Path(src).expanduser().resolve()
+        return Source(folder, kind, {"kind": "local", "content_sha256": folder_hash(folder)})
+    return _from_hub(src, revision, cfg.model.trust_remote_code)
+
+
+def _from_hub(repo_id: str, revision: str | None, trust_remote_code: bool) -> Source:
+    import logging
+
+    from huggingface_hub import constants, snapshot_download
+
+    patterns = HUB_PATTERNS + (["*.py"] if trust_remote_code else [])
+    fetch = f"hf download {repo_id}{' --revision ' + revision if revision else ''} --local-dir DIR"
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)  # its retry warnings; we say it once
+    try:  # a copy already in the Hub cache needs no network
+        folder = Path(
+            snapshot_download(repo_id, revision=revision, allow_patterns=patterns, local_files_only=True)
+        )
+    except Exception:
+        if constants.HF_HUB_OFFLINE or not _reachable(constants.ENDPOINT):
+            raise SourceError(
+                f"model.source={repo_id}: the Hugging Face Hub is unreachable from this machine and the model is "
+                f"not in the local Hub cache. Download it where the Hub is reachable ({fetch}), copy DIR here, "
+                "and build with model.source=DIR."
+            ) from None
+        try:
+            folder = Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
+        except Exception as e:  # unknown repo, bad revision, gated model
+            raise SourceError(
+                f"model.source={repo_id}: cannot fetch it from the Hugging Face Hub "
+                f"({type(e).__name__}: {str(e).splitlines()[0][:200]}). Check the id and model.revision, "
+                f"or download it ({fetch}) and build with model.source=DIR."
+            ) from e
+    commit = folder.name  # snapshots/<commit sha>
+    identity = {"kind": "hub", "repo_id": repo_id, "revision": revision, "commit": commit}
+    return Source(folder, "hub", identity)
+
+
+def _reachable(endpoint: str, timeout: float = 3.0) -> bool:
+    """One quick TCP connection instead of the client's minute of retries."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(endpoint)
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def folder_hash(folder: Path) -> str:
+    """Content hash of the files a build reads (names + bytes), independent of the folder's location."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not _ignored(p.relative_to(folder))):
+        rel = path.relative_to(folder).as_posix()
+        h.update(rel.encode() + b"\0" + sha256_file(path).encode() + b"\n")
+    return h.hexdigest()
+
+
+def _ignored(rel: Path) -> bool:
+    return any(part.startswith(".") or part == "__pycache__" for part in rel.parts) or rel.suffix in (
+        ".pyc",
+        ".md",
+    )
+
+
+def read_model_config(folder: Path) -> dict[str, Any]:
+    with open(folder / "config.json", encoding="utf-8") as f:
+        return json.load(f)

@@ -1,0 +1,91 @@
+"""benchmark: latency and throughput of the bundle's session and of the PyTorch baseline, interleaved in
+one run on the same inputs and thread count, per batch size and sequence length."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from builder.hardware import cpu_info, gpu_names, host_can_run
+from builder.runtime.session import create_session
+from builder.stages.common import BuildContext
+
+
+def run(ctx: BuildContext) -> None:
+    b = ctx.cfg.benchmark
+    if not b.enabled:
+        ctx.metrics["benchmark"] = {"skipped": True}
+        return
+    hw = ctx.cfg.hardware
+    if not host_can_run(hw, {"flags": set(cpu_info()["flags"]), "gpus": gpu_names()}):
+        ctx.metrics["benchmark"] = {"measured": False, "reason": f"this host cannot run hardware={hw.name}"}
+        return
+    threads = hw.intra_op_threads or cpu_info()["physical_cores"] or 1
+    session = create_session(ctx.onnx_path, hw)
+    baseline = ctx.torch_model(eager=False) if b.baseline else None
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    vocab = int(ctx.model_config.get("vocab_size", 1000))
+    shapes = [(bs, sl) for bs in b.batch_sizes for sl in b.sequence_lengths if sl <= ctx.max_length]
+    results = []
+    try:
+        with tqdm(
+            total=len(shapes) * (b.warmup + b.iterations), desc="benchmark", leave=False, disable=None
+        ) as bar:
+            for batch_size, seq_len in shapes:
+                feeds = _inputs(ctx.input_names, batch_size, seq_len, vocab, rng)
+                runners = {"bundle": lambda f=feeds: session.run(None, f)}
+                if baseline is not None:
+                    tensors = tuple(torch.from_numpy(feeds[n]) for n in ctx.input_names)
+                    runners["pytorch"] = lambda t=tensors: _torch_call(baseline, t)
+                times = {k: [] for k in runners}
+                for i in range(b.warmup + b.iterations):
+                    for name, call in runners.items():  # interleaved: noise hits both alike
+                        start = time.perf_counter()
+                        call()
+                        if i >= b.warmup:
+                            times[name].append(time.perf_counter() - start)
+                    bar.update()
+                row = {"batch_size": batch_size, "sequence_length": seq_len}
+                row |= {name: stats(t, batch_size) for name, t in times.items()}
+                if "pytorch" in row:
+                    row["speedup_p50"] = row["pytorch"]["p50_ms"] / row["bundle"]["p50_ms"]
+                results.append(row)
+    finally:
+        torch.set_num_threads(previous_threads)
+    ctx.metrics["benchmark"] = {
+        "measured": True,
+        "threads": threads,
+        "provider": session.get_providers()[0],
+        "warmup": b.warmup,
+        "iterations": b.iterations,
+        "results": results,
+    }
+
+
+def _torch_call(model: torch.nn.Module, tensors: tuple[torch.Tensor, ...]) -> None:
+    with torch.inference_mode():
+        model(*tensors)
+
+
+def _inputs(names, batch_size: int, seq_len: int, vocab: int, rng: np.random.Generator) -> dict:  # type: ignore[no-untyped-def]
+    feeds = {"input_ids": rng.integers(min(5, vocab - 1), vocab, size=(batch_size, seq_len), dtype=np.int64)}
+    feeds["attention_mask"] = np.ones((batch_size, seq_len), dtype=np.int64)
+    feeds["token_type_ids"] = np.zeros((batch_size, seq_len), dtype=np.int64)
+    return {n: feeds[n] for n in names}
+
+
+def stats(seconds: list[float], batch_size: int) -> dict[str, float]:
+    ms = np.asarray(seconds) * 1000.0
+    return {
+        "mean_ms": float(ms.mean()),
+        "std_ms": float(ms.std()),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p90_ms": float(np.percentile(ms, 90)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "throughput_per_s": float(batch_size * 1000.0 / ms.mean()),
+    }

@@ -1,0 +1,134 @@
+"""Every config file composes and validates; validation reports every problem at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from builder.config import (
+    CONF_DIR,
+    ConfigError,
+    combination_problems,
+    compose_config,
+    override_problems,
+    validate,
+)
+from builder.hardware import host_can_run
+
+GROUPS = ("model", "task", "hardware", "optimization", "quantization", "benchmark")
+# Options that need a partner to form a supported build.
+PARTNERS = {
+    ("hardware", "cuda"): ["optimization=O4", "quantization=none"],
+    ("optimization", "O4"): ["hardware=cuda", "quantization=none"],
+}
+
+
+def all_options() -> list[tuple[str, str]]:
+    return [(g, p.stem) for g in GROUPS for p in sorted((Path(CONF_DIR) / g).glob("*.yaml"))]
+
+
+def test_every_group_has_its_options() -> None:
+    options = all_options()
+    for expected in (
+        [("hardware", h) for h in ("avx2", "avx512_vnni", "cuda", "auto")]
+        + [("optimization", o) for o in ("none", "O1", "O2", "O3", "O4")]
+        + [("quantization", "none"), ("quantization", "dynamic")]
+        + [("model", m) for m in ("minilm_l6", "roberta_base_squad2", "distilbert_sst2", "bert_ner")]
+    ):
+        assert expected in options
+
+
+@pytest.mark.parametrize(("group", "option"), all_options(), ids=lambda v: str(v))
+def test_every_config_file_composes_and_validates(group: str, option: str, tmp_path: Path) -> None:
+    overrides = [f"{group}={option}", f"output_dir={tmp_path}", *PARTNERS.get((group, option), [])]
+    cfg = compose_config(overrides)
+    assert not OmegaConf.missing_keys(cfg)
+    assert cfg.hardware.name != "auto"
+    validate(cfg)  # raises ConfigError on any problem
+
+
+def test_hardware_auto_picks_a_profile_this_host_runs() -> None:
+    cfg = compose_config([])
+    assert cfg.hardware.name in ("avx2", "avx512_vnni")
+    assert host_can_run(cfg.hardware)
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    if " avx512_vnni" in flags:
+        assert cfg.hardware.name == "avx512_vnni"
+
+
+def test_hardware_auto_keeps_user_overrides_of_the_profile() -> None:
+    cfg = compose_config(["hardware.intra_op_threads=3"])
+    assert cfg.hardware.intra_op_threads == 3
+
+
+def test_model_config_chooses_its_task_and_command_line_wins() -> None:
+    assert compose_config(["model=roberta_base_squad2"]).task.name == "question-answering"
+    assert compose_config(["model=bert_ner"]).task.name == "token-classification"
+    assert (
+        compose_config(["model=distilbert_sst2", "task=feature-extraction"]).task.name == "feature-extraction"
+    )
+    assert compose_config(["model=roberta_base_squad2"]).model.revision  # pinned
+
+
+def test_quantization_brings_its_fidelity_bounds() -> None:
+    assert compose_config(["quantization=none"]).fidelity.min_cosine > compose_config([]).fidelity.min_cosine
+    assert compose_config(["quantization=none", "fidelity.min_cosine=0.5"]).fidelity.min_cosine == 0.5
+
+
+def test_validation_reports_every_problem_at_once(tmp_path: Path) -> None:
+    cfg = compose_config(
+        [
+            "+model.foo=1",
+            "optimization.level=O9",
+            "quantization.method=xyz",
+            "task.name=translation",
+            f"output_dir={tmp_path}",
+        ]
+    )
+    with pytest.raises(ConfigError) as err:
+        validate(cfg)
+    assert len(err.value.problems) == 1 and "model.foo" in str(err.value)  # unknown keys first
+    cfg = compose_config(
+        [
+            "optimization.level=O9",
+            "quantization.method=xyz",
+            "task.name=translation",
+            f"output_dir={tmp_path}",
+        ]
+    )
+    with pytest.raises(ConfigError) as err:
+        validate(cfg)
+    text = str(err.value)
+    assert len(err.value.problems) == 3
+    for key in ("optimization.level='O9'", "quantization.method='xyz'", "task.name='translation'"):
+        assert key in text
+
+
+def test_unsupported_combinations_say_why_and_how_to_fix() -> None:
+    problems = combination_problems(compose_config(["hardware=cuda", "quantization=dynamic"]))
+    assert any("dynamic" in p and "O4" in p for p in problems)
+    problems = combination_problems(compose_config(["hardware=avx2", "optimization=O4", "quantization=none"]))
+    assert any("fp16" in p and "hardware=cuda" in p for p in problems)
+    problems = combination_problems(compose_config(["hardware=avx2", "quantization.activation_type=int8"]))
+    assert any("uint8" in p for p in problems)
+
+
+def test_command_line_keys_and_types_are_checked_before_composing() -> None:
+    problems = override_problems(
+        [
+            "quantization.per_chanel=true",
+            "optimisation=O2",
+            "benchmark.iterations=many",
+            "fidelity.max_abs_diff=null",
+            "hardware.intra_op_threads=2",
+            "model.revision=null",
+            "benchmark.baseline=maybe",
+        ]
+    )
+    assert len(problems) == 4
+    assert "Did you mean quantization.per_channel?" in problems[0]
+    assert "Did you mean optimization?" in problems[1]
+    assert "expected an integer" in problems[2]
+    assert "expected true or false" in problems[3]
