@@ -18,12 +18,19 @@ def build(cfg: Any = None, *, overrides: list[str] | tuple[str, ...] = (), quiet
     `cfg` is a composed config (from `builder.config.compose_config`) or None to compose one from
     `overrides`, exactly as the command line would: `builder.build(overrides=["task=text-classification"])`.
     """
-    from builder.build import build as _build
+    from builder.build_bundle import build_bundle
     from builder.config import compose_config
 
     if cfg is None:
         cfg = compose_config(overrides)
-    return _build(cfg, overrides=overrides, quiet=quiet)
+    return build_bundle(cfg, overrides=overrides, quiet=quiet)
+
+
+def load(path: str | Path, *, intra_op_threads: int | None = None) -> Any:
+    """Load a bundle (manifest verified first) and return it; `bundle(texts)` runs its task pipeline."""
+    from builder.runtime.bundle import load as _load
+
+    return _load(path, intra_op_threads=intra_op_threads)
 
 
 def verify(path: str | Path) -> dict[str, Any]:

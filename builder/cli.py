@@ -53,9 +53,9 @@ def _build_app(argv: list[str]) -> None:
         try:
             final, overrides, choices = config_from_hydra(cfg)
             validate(final)  # every config problem, before torch is even imported
-            from builder.build import build
+            from builder.build_bundle import build_bundle
 
-            path = build(final, overrides=overrides, choices=choices)
+            path = build_bundle(final, overrides=overrides, choices=choices)
         except BuilderError as e:
             sys.exit(_fail(e))
         except KeyboardInterrupt:

@@ -92,7 +92,13 @@ class BuildContext:
         positions = mc.get("max_position_embeddings", 512)
         if mc.get("model_type") in ROBERTA_FAMILY:
             positions -= mc.get("pad_token_id", 1) + 1
-        return int(min(positions, getattr(self.tokenizer(), "model_max_length", positions) or positions))
+        limit = min(positions, getattr(self.tokenizer(), "model_max_length", positions) or positions)
+        st_config = self.source.path / "sentence_bert_config.json"
+        if self.task.name == "feature-extraction" and st_config.is_file():  # sentence-transformers' own limit
+            limit = min(
+                limit, json.loads(st_config.read_text(encoding="utf-8")).get("max_seq_length") or limit
+            )
+        return int(limit)
 
     def _memo(self, key: str, make: Any) -> Any:
         if key not in self._cache:

@@ -20,7 +20,7 @@ from builder.stages.common import BuildContext, onnx_files, onnx_size
 from builder.stages.quantize import settings as quantization_settings
 
 
-def build(
+def build_bundle(
     cfg: DictConfig,
     *,
     overrides: list[str] | tuple[str, ...] = (),
@@ -80,8 +80,8 @@ def _assemble(
         for p in folder.glob("model.onnx*"):
             p.unlink()
         save_onnx(onnx.load(str(ctx.onnx_path)), folder / "model.onnx")
-    tok = ctx.tokenizer()
-    tok.save_pretrained(folder)
+    # A fresh copy: the working tokenizer keeps the padding/truncation state of its last call in tokenizer.json.
+    type(ctx.tokenizer()).from_pretrained(ctx.source.path).save_pretrained(folder)
     shutil.copyfile(ctx.source.path / "config.json", folder / "config.json")
 
     fp32 = ctx.metrics["export"]["size_bytes"]

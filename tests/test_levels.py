@@ -1,0 +1,94 @@
+"""Optimization levels (Optimum's meanings), fp16 for GPU profiles, and what ships in the package."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import onnx
+import pytest
+from conftest import bundles_in, read_json, run_builder
+
+
+@pytest.fixture(scope="module")
+def levels(tiny_models: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("levels")
+    model = tiny_models[("distilbert", "token-classification")]
+    common = [f"model.source={model}", "task=token-classification", "benchmark=quick", f"output_dir={out}"]
+    proc = run_builder("-m", "optimization=none,O1,O3", "quantization=none", "hardware=avx2", *common)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_builder("optimization=O4", "hardware=cuda", "quantization=none", *common)
+    assert proc.returncode == 0, proc.stderr
+    return {read_json(f / "manifest.json")["runtime"]["optimization"]: f for f in bundles_in(out)}
+
+
+def test_levels_apply_what_they_promise(levels: dict[str, Path]) -> None:
+    assert set(levels) == {"none", "O1", "O3", "O4"}
+    fused = {
+        level: read_json(f / "metrics.json")["optimize"].get("fused_operators") for level, f in levels.items()
+    }
+    assert fused["none"] is None  # the exported graph as is
+    assert "Attention" not in fused["O1"]  # basic optimizations only
+    assert fused["O3"]["Attention"] == 2 and fused["O3"]["FastGelu"] == 2  # fusions + GELU approximation
+    for level in ("none", "O1", "O3"):
+        assert (
+            read_json(levels[level] / "metrics.json")["fidelity"]["outputs"]["logits"]["cosine_min"] > 0.9999
+        )
+
+
+def test_fp16_bundle_for_gpu_keeps_fp32_io_and_is_honest_about_the_host(levels: dict[str, Path]) -> None:
+    model = onnx.load(str(levels["O4"] / "model.onnx"))
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
+    assert all(i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for i in model.graph.output)
+    metrics = read_json(levels["O4"] / "metrics.json")
+    if not metrics["host"]["gpus"]:
+        assert metrics["benchmark"]["measured"] is False and "cuda" in metrics["benchmark"]["reason"]
+    runtime = read_json(levels["O4"] / "manifest.json")["runtime"]
+    assert runtime["hardware"]["providers"][0] == "CUDAExecutionProvider"
+
+
+def test_runtime_loads_a_bundle_without_build_time_packages(
+    levels: dict[str, Path], tiny_models: dict, tmp_path: Path
+) -> None:
+    out = tmp_path / "fe"
+    proc = run_builder(
+        f"model.source={tiny_models[('bert', 'feature-extraction')]}", "benchmark=none", f"output_dir={out}"
+    )
+    assert proc.returncode == 0, proc.stderr
+    (folder,) = bundles_in(out)
+    code = (
+        "import sys, builder, numpy as np\n"
+        f"b = builder.load({str(folder)!r})\n"
+        "e = b(['hello world', 'a second, longer text'])\n"
+        "assert e.shape[0] == 2 and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-4)\n"
+        "heavy = [m for m in ('torch', 'transformers', 'hydra', 'datasets', 'omegaconf') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_wheel_ships_every_config(tmp_path: Path) -> None:
+    root = Path(__file__).parents[1]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(root),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("builder-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for yaml_file in (root / "conf").rglob("*.yaml"):
+        assert f"builder/conf/{yaml_file.relative_to(root / 'conf').as_posix()}" in names
