@@ -83,7 +83,7 @@ def resolve(cfg: Any) -> Source:
         identity = {
             "kind": "package",
             "package": package,
-            "version": metadata.version(package.replace("_", "-")),
+            "version": _distribution_version(package),
             "content_sha256": folder_hash(folder),
         }
         return Source(folder, kind, identity)
@@ -91,6 +91,15 @@ def resolve(cfg: Any) -> Source:
         folder = Path(src).expanduser().resolve()
         return Source(folder, kind, {"kind": "local", "content_sha256": folder_hash(folder)})
     return _from_hub(src, revision, cfg.model.trust_remote_code)
+
+
+def _distribution_version(package: str) -> str | None:
+    for dist in metadata.packages_distributions().get(package, []) or [package.replace("_", "-")]:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def _from_hub(repo_id: str, revision: str | None, trust_remote_code: bool) -> Source:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 
 import onnx
@@ -41,7 +40,6 @@ def run(ctx: BuildContext) -> None:
     options.use_raw_attention_mask(True)
     options.enable_embed_layer_norm = opt.fuse_embed_layer_norm
     options.enable_gelu_approximation = opt.gelu_approximation
-    logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
     model = optimize_model(
         str(ctx.onnx_path),
         model_type=arch.optimizer_type,
