@@ -91,6 +91,7 @@ def _assemble(
     ctx.metrics["host"] = host_facts() | {"versions": versions}
     runtime = ctx.runtime | {
         "task": ctx.task.name,
+        "token_outputs": [n for n, t in zip(ctx.task.outputs, ctx.task.token_level, strict=True) if t],
         "max_length": ctx.max_length,
         "pooling": ctx.pooling if ctx.task.name == "feature-extraction" else None,
         "normalize": bool(ctx.cfg.task.normalize) if ctx.task.name == "feature-extraction" else None,

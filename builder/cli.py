@@ -16,7 +16,7 @@ from typing import Any
 
 from builder.errors import BuilderError
 
-SUBCOMMANDS = ("verify", "info")
+SUBCOMMANDS = ("verify", "info", "predict")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -110,11 +110,72 @@ def _subcommand(argv: list[str]) -> int:
     parser.add_argument("path", type=Path, help="bundle folder")
     if argv[0] == "info":
         parser.add_argument("--json", action="store_true", help="print manifest and metrics as JSON")
+    if argv[0] == "predict":
+        parser.add_argument("--input", type=Path, help="JSON lines file (default: standard input)")
+        parser.add_argument("--strict", action="store_true", help="exit non-zero if any line was skipped")
     args = parser.parse_args(argv[1:])
     try:
-        return _verify(args.path) if argv[0] == "verify" else _info(args.path, args.json)
+        if argv[0] == "verify":
+            return _verify(args.path)
+        if argv[0] == "info":
+            return _info(args.path, args.json)
+        return _predict(args.path, args.input, args.strict)
     except BuilderError as e:
         return _fail(e)
+
+
+def _predict(path: Path, source: Path | None, strict: bool) -> int:
+    """Each line: a JSON string (the text), {"inputs": ..., "parameters": {...}}, or the task's own object
+    ({"question": ..., "context": ..., "top_k": 2} for QA, {"text": ..., "text_pair": ...} for pairs)."""
+    from builder.runtime.bundle import load
+
+    bundle = load(path)
+    lines = open(source, encoding="utf-8") if source else sys.stdin  # noqa: SIM115
+    skipped = 0
+    try:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as e:
+                print(
+                    f"line {number}: not valid JSON ({e.msg} at column {e.colno}); skipped", file=sys.stderr
+                )
+                skipped += 1
+                continue
+            try:
+                result = _run_item(bundle, item)
+            except (ValueError, KeyError, TypeError) as e:
+                print(f"line {number}: {type(e).__name__}: {e}; skipped", file=sys.stderr)
+                skipped += 1
+                continue
+            print(json.dumps(_plain(result), ensure_ascii=False), flush=True)
+    finally:
+        if source:
+            lines.close()
+    if skipped:
+        print(f"{skipped} line(s) skipped", file=sys.stderr)
+    return 1 if strict and skipped else 0
+
+
+def _run_item(bundle: Any, item: Any) -> Any:
+    if isinstance(item, dict) and "inputs" in item:
+        return bundle(item["inputs"], **item.get("parameters", {}))
+    if isinstance(item, dict) and bundle.task == "question-answering":
+        return bundle(**item)
+    return bundle(item)
+
+
+def _plain(value: Any) -> Any:
+    """numpy arrays and scalars to JSON-ready lists and numbers."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _verify(path: Path) -> int:

@@ -35,12 +35,21 @@ MAX_POSITIONS = 128
 
 
 def wordpiece_tokenizer(lowercase: bool = True) -> Tokenizer:
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=lowercase)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
+    """A WordPiece vocabulary made directly (the trainer is not deterministic across processes): the corpus's
+    words, and every character alone and as a ##continuation, so unseen words split into real subwords."""
+    normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    pre = pre_tokenizers.BertPreTokenizer()
+    words = sorted({w for text in CORPUS for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(text))})
+    chars = sorted(
+        {c for text in CORPUS for c in normalizer.normalize_str(text) if not c.isspace()}
+        | set("abcdefghijklmnopqrstuvwxyz0123456789")
+    )
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(CORPUS, trainers.WordPieceTrainer(vocab_size=400, special_tokens=specials))
+    tokens = specials + chars + [f"##{c}" for c in chars] + [w for w in words if w not in chars]
+    tok = Tokenizer(models.WordPiece(vocab={t: i for i, t in enumerate(tokens)}, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre
+    tok.decoder = decoders.WordPiece()
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",

@@ -1,67 +1,92 @@
-"""Loading a bundle: verify its manifest, open an ONNX Runtime session as its hardware profile says,
-and give back a callable pipeline for its task."""
+"""Loading a bundle: verify its manifest, open an ONNX Runtime session as its hardware profile says, and
+give back a callable pipeline for its task (the call shapes and outputs of transformers' pipelines)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from builder.errors import BuilderError
+from builder.errors import BuilderError, BundleIntegrityError
+from builder.runtime.feature_extraction import FeatureExtraction
 from builder.runtime.manifest import verify
+from builder.runtime.question_answering import QuestionAnswering
 from builder.runtime.session import create_session
-from builder.runtime.tokenizer import encode, load_tokenizer
+from builder.runtime.text_classification import TextClassification
+from builder.runtime.token_classification import TokenClassification
+from builder.runtime.tokenizer import BundleTokenizer, pad
+
+PIPELINES = {
+    "feature-extraction": FeatureExtraction,
+    "text-classification": TextClassification,
+    "token-classification": TokenClassification,
+    "question-answering": QuestionAnswering,
+}
 
 
 class Bundle:
-    """A loaded bundle. `bundle(texts)` runs its task pipeline."""
+    """A loaded bundle. `bundle(...)` runs its task pipeline; `task`, `config`, `metrics`, `manifest` describe it."""
 
-    def __init__(self, path: str | Path, *, check: bool = True, intra_op_threads: int | None = None):
+    def __init__(self, path: str | Path, *, intra_op_threads: int | None = None):
         self.path = Path(path)
-        self.manifest = verify(self.path) if check else json.loads((self.path / "manifest.json").read_text())
+        self.manifest: dict[str, Any] = verify(self.path)
         self.runtime: dict[str, Any] = self.manifest["runtime"]
         self.task: str = self.runtime["task"]
-        metrics = self.path / "metrics.json"
-        self.metrics: dict[str, Any] = (
-            json.loads(metrics.read_text(encoding="utf-8")) if metrics.is_file() else {}
-        )
+        self.model_config: dict[str, Any] = _json(self.path / "config.json")
+        self.metrics: dict[str, Any] = _json(self.path / "metrics.json")
         hardware = dict(self.runtime["hardware"])
         if intra_op_threads is not None:
             hardware["intra_op_threads"] = intra_op_threads
-        self.session = create_session(self.path / "model.onnx", hardware)
-        self.tokenizer = load_tokenizer(self.path, self.runtime["max_length"])
-        self.input_names: list[str] = self.runtime["inputs"]
+        try:
+            self.session = create_session(self.path / "model.onnx", hardware)
+        except Exception as e:  # e.g. external data that points outside the bundle (onnxruntime >= 1.24)
+            raise BundleIntegrityError(
+                f"{self.path / 'model.onnx'}: onnxruntime refused to load it: {e}"
+            ) from e
+        self.tokenizer = BundleTokenizer(self.path, self.runtime["max_length"])
+        self.input_names: list[str] = [i.name for i in self.session.get_inputs()]
+        self.token_outputs: set[str] = set(self.runtime.get("token_outputs", []))
+        if self.task not in PIPELINES:
+            raise BuilderError(f"{self.path}: task {self.task!r} has no pipeline in this builder version.")
+        self.pipeline = PIPELINES[self.task](self)
 
-    def __call__(self, inputs: str | list[str], **kwargs: Any) -> Any:
-        if self.task == "feature-extraction":
-            return self.embed(inputs, **kwargs)
-        raise BuilderError(f"{self.path}: no pipeline for task {self.task!r} in this builder version yet.")
+    @property
+    def config(self) -> dict[str, Any]:
+        """The resolved build configuration (build.yaml)."""
+        import yaml
 
-    def embed(
-        self, texts: str | list[str], *, token_features: bool = False, batch_size: int = 32
-    ) -> np.ndarray:
-        """Sentence embeddings, pooled and normalized as the build says ([n, hidden], or [hidden] for one
-        text); token_features=True gives the last hidden states instead (one [tokens, hidden] per text)."""
-        single = isinstance(texts, str)
-        batch = [texts] if single else list(texts)
-        output = "last_hidden_state" if token_features else "sentence_embedding"
-        results: list[Any] = []
-        for start in range(0, len(batch), batch_size):
-            feeds = encode(self.tokenizer, batch[start : start + batch_size], self.input_names)
-            (out,) = self.session.run([output], feeds)
-            if token_features:
-                lengths = feeds["attention_mask"].sum(1)
-                results += [o[: int(n)] for o, n in zip(out, lengths, strict=True)]
-            else:
-                results.append(out)
-        if token_features:
-            return results[0] if single else results
-        embeddings = np.concatenate(results) if results else np.zeros((0, 0), dtype=np.float32)
-        return embeddings[0] if single else embeddings
+        return yaml.safe_load((self.path / "build.yaml").read_text(encoding="utf-8"))["config"]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.pipeline(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Bundle({str(self.path)!r}, task={self.task!r}, id={self.manifest['bundle_id'][:12]})"
+
+    def infer(
+        self, encodings: Sequence[Any], outputs: list[str], batch_size: int = 32
+    ) -> list[list[np.ndarray]]:
+        """Run encodings through the session in right-padded batches; per output, one array per encoding,
+        token-level outputs cut back to that encoding's own length."""
+        results: list[list[np.ndarray]] = [[] for _ in outputs]
+        for start in range(0, len(encodings), max(1, batch_size)):
+            chunk = encodings[start : start + batch_size]
+            feeds = pad(chunk, self.input_names, self.tokenizer.pad_id, self.tokenizer.pad_type_id)
+            values = self.session.run(outputs, feeds)
+            for name, slot, value in zip(outputs, results, values, strict=True):
+                token_level = name in self.token_outputs
+                for row, encoding in zip(value, chunk, strict=True):
+                    slot.append(row[: len(encoding.ids)] if token_level else row)
+        return results
+
+
+def _json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def load(path: str | Path, *, intra_op_threads: int | None = None) -> Bundle:
-    """Load and verify a bundle folder. intra_op_threads overrides the hardware profile's thread count."""
+    """Load a bundle folder, verifying every file against its manifest first."""
     return Bundle(path, intra_op_threads=intra_op_threads)

@@ -12,7 +12,6 @@ import numpy as np
 import onnx
 import torch
 
-from builder import __version__
 from builder.source import Source, read_model_config
 from builder.tasks import TASKS, Task
 
@@ -206,9 +205,8 @@ def torch_outputs(
 
 
 def save_onnx(model: onnx.ModelProto, path: Path) -> Path:
-    """Save without anything that depends on where or when it was built, so equal inputs give equal bytes."""
-    model.producer_name = "builder"
-    model.producer_version = __version__
+    """Save without anything that depends on where or when it was built, so equal inputs give equal bytes.
+    (producer_name stays the exporter's: ONNX Runtime's optimizer checks it.)"""
     model.doc_string = ""
     del model.metadata_props[:]
     for graph in _graphs(model.graph):
