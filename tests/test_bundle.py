@@ -89,3 +89,51 @@ def test_info_describes_the_bundle(bundle: Path) -> None:
     assert (
         json.loads(proc.stdout)["manifest"]["bundle_id"] == read_json(bundle / "manifest.json")["bundle_id"]
     )
+
+
+def _rewrite_manifest(folder: Path) -> None:
+    """What a tamperer who also rewrites the manifest would do: hashes match, so only the path check is left."""
+    import json
+
+    from builder.runtime.manifest import file_table
+
+    manifest = read_json(folder / "manifest.json")
+    manifest["files"] = file_table(folder)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("location", ["../outside.bin", "/tmp/elsewhere.bin"])
+def test_external_data_leading_outside_is_refused(copy: Path, tmp_path: Path, location: str) -> None:
+    import onnx
+
+    import builder
+    from builder.errors import BundleIntegrityError
+
+    model = onnx.load(str(copy / "model.onnx"))
+    onnx.save_model(
+        model, str(copy / "model.onnx"), save_as_external_data=True, location="weights.bin", size_threshold=0
+    )
+    model = onnx.load(str(copy / "model.onnx"), load_external_data=False)
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = location
+    (copy / "model.onnx").write_bytes(model.SerializeToString())
+    shutil.move(copy / "weights.bin", tmp_path / "outside.bin")
+    _rewrite_manifest(copy)
+    with pytest.raises(BundleIntegrityError, match=r"model.onnx: external data .* outside the bundle"):
+        builder.load(copy)
+    proc = run_builder("verify", str(copy))
+    assert proc.returncode != 0 and "outside the bundle" in proc.stderr
+
+
+def test_external_data_inside_the_bundle_loads(copy: Path) -> None:
+    import onnx
+
+    import builder
+
+    before = builder.load(copy)("a text to classify", top_k=None)
+    model = onnx.load(str(copy / "model.onnx"))
+    onnx.save_model(model, str(copy / "model.onnx"), save_as_external_data=True, location="model.onnx_data")
+    _rewrite_manifest(copy)
+    assert builder.load(copy)("a text to classify", top_k=None) == before

@@ -49,6 +49,30 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
+def _external_data_problems(folder: Path, listed: dict[str, Any]) -> list[str]:
+    """Every external-data file an ONNX model names must be a file of this bundle, listed in the manifest."""
+    from builder.runtime.external_data import external_data_locations
+
+    problems = []
+    for rel in listed:
+        if not rel.endswith(".onnx"):
+            continue
+        try:
+            locations = external_data_locations((folder / rel).read_bytes())
+        except (ValueError, IndexError) as e:
+            problems.append(f"{rel}: not a readable ONNX model ({e})")
+            continue
+        base = PurePosixPath(rel).parent
+        for location in sorted(locations):
+            pure = PurePosixPath(location)
+            target = (base / pure).as_posix()
+            if pure.is_absolute() or ".." in pure.parts or "\\" in location or target not in listed:
+                problems.append(
+                    f"{rel}: external data {location!r} is outside the bundle or not in its manifest"
+                )
+    return problems
+
+
 def verify(folder: str | Path) -> dict[str, Any]:
     """Return the manifest if every file matches it; raise BundleIntegrityError naming each file that
     changed, is missing, was added, or points outside the bundle."""
@@ -73,6 +97,8 @@ def verify(folder: str | Path) -> dict[str, Any]:
         rel = path.relative_to(folder).as_posix()
         if rel != MANIFEST and rel not in listed and (path.is_file() or path.is_symlink()):
             problems.append(f"{rel}: added (not in the manifest)")
+    if not problems:
+        problems += _external_data_problems(folder, listed)
     if problems:
         raise BundleIntegrityError(
             f"{folder}: bundle does not match its manifest:\n  - " + "\n  - ".join(problems)
