@@ -48,7 +48,7 @@ if kind in ("bundle", "session"):
     call = lambda: b(question=Q, context=C)
     if kind == "session":  # the floor: the same model's session.run alone, inputs already tokenized
         from builder.runtime.tokenizer import pad
-        feeds = pad(b.tokenizer.encode([Q], [C]), b.input_names, b.tokenizer.pad_id)
+        feeds = pad(b.tokenizer.encode([Q], [C]), b.engine.input_names, b.tokenizer.pad_id)
         answer = call()
         call = lambda: b.session.run(None, feeds) and answer
 elif kind == "optimum":

@@ -189,7 +189,7 @@ class RecordingSession:
 
 def test_lists_are_batched_not_looped(bundles: dict) -> None:
     bundle = builder.load(bundles[("roberta", "text-classification")])
-    bundle.session = RecordingSession(bundle.session)
+    bundle.engine.session = RecordingSession(bundle.engine.session)
     expected = [bundle(t) for t in TEXTS]
     bundle.session.batches.clear()
     assert [[r] for r in bundle(TEXTS)] == expected

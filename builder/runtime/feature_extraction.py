@@ -9,8 +9,8 @@ import numpy as np
 
 
 class FeatureExtraction:
-    def __init__(self, bundle: Any):
-        self.bundle = bundle
+    def __init__(self, engine: Any):
+        self.engine = engine
 
     def __call__(
         self, inputs: str | list[str], *, token_features: bool = False, batch_size: int = 32
@@ -18,9 +18,9 @@ class FeatureExtraction:
         """[n, hidden] embeddings ([hidden] for one text); token_features=True: one [tokens, hidden] per text."""
         single = isinstance(inputs, str)
         texts = [inputs] if single else list(inputs)
-        encodings = self.bundle.tokenizer.encode(texts)
+        encodings = self.engine.tokenizer.encode(texts)
         output = "last_hidden_state" if token_features else "sentence_embedding"
-        (values,) = self.bundle.infer(encodings, [output], batch_size)
+        (values,) = self.engine.infer(encodings, [output], batch_size)
         if token_features:
             return values[0] if single else values
         embeddings = np.stack(values) if values else np.zeros((0, 0), dtype=np.float32)

@@ -10,9 +10,9 @@ import numpy as np
 
 
 class QuestionAnswering:
-    def __init__(self, bundle: Any):
-        self.bundle = bundle
-        self.tok = bundle.tokenizer
+    def __init__(self, engine: Any):
+        self.engine = engine
+        self.tok = engine.tokenizer
 
     def __call__(
         self,
@@ -50,7 +50,7 @@ class QuestionAnswering:
                 overflow=True,
             )
             windows += [(i, e) for e in encodings]
-        starts, ends = self.bundle.infer([e for _, e in windows], ["start_logits", "end_logits"], batch_size)
+        starts, ends = self.engine.infer([e for _, e in windows], ["start_logits", "end_logits"], batch_size)
         per_example: list[list[tuple[Any, np.ndarray, np.ndarray]]] = [[] for _ in examples]
         for (i, enc), s, e in zip(windows, starts, ends, strict=True):
             per_example[i].append((enc, s, e))

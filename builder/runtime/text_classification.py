@@ -22,9 +22,9 @@ FUNCTIONS = {"sigmoid": sigmoid, "softmax": softmax, "none": lambda x: x}
 
 
 class TextClassification:
-    def __init__(self, bundle: Any):
-        self.bundle = bundle
-        config = bundle.model_config
+    def __init__(self, engine: Any):
+        self.engine = engine
+        config = engine.model_config
         self.id2label = {int(k): v for k, v in config.get("id2label", {}).items()}
         problem, n = config.get("problem_type"), len(self.id2label) or config.get("num_labels", 2)
         if problem == "regression":
@@ -59,12 +59,12 @@ class TextClassification:
                     'text-classification takes a text, a {"text": ..., "text_pair": ...} dict, or a list of those'
                 )
         encodings = [
-            (self.bundle.tokenizer.encode([t], [p]) if p is not None else self.bundle.tokenizer.encode([t]))[
+            (self.engine.tokenizer.encode([t], [p]) if p is not None else self.engine.tokenizer.encode([t]))[
                 0
             ]
             for t, p in zip(texts, pairs, strict=True)
         ]
-        (logits,) = self.bundle.infer(encodings, ["logits"], batch_size)
+        (logits,) = self.engine.infer(encodings, ["logits"], batch_size)
         results = [
             self._postprocess(np.asarray(row, dtype=np.float32), function, top_k, legacy) for row in logits
         ]

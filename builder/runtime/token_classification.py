@@ -11,10 +11,10 @@ STRATEGIES = ("none", "simple", "first", "average", "max")
 
 
 class TokenClassification:
-    def __init__(self, bundle: Any):
-        self.bundle = bundle
-        self.tok = bundle.tokenizer
-        self.id2label = {int(k): v for k, v in bundle.model_config.get("id2label", {}).items()}
+    def __init__(self, engine: Any):
+        self.engine = engine
+        self.tok = engine.tokenizer
+        self.id2label = {int(k): v for k, v in engine.model_config.get("id2label", {}).items()}
 
     def __call__(
         self,
@@ -43,7 +43,7 @@ class TokenClassification:
         for i, sentence in enumerate(sentences):
             encodings = self.tok.encode([sentence], stride=stride or 0, overflow=stride is not None)
             windows += [(i, e) for e in encodings]
-        (logits,) = self.bundle.infer([e for _, e in windows], ["logits"], batch_size)
+        (logits,) = self.engine.infer([e for _, e in windows], ["logits"], batch_size)
         results: list[list[dict[str, Any]]] = [[] for _ in sentences]
         chunks = [0] * len(sentences)
         for (i, encoding), window_logits in zip(windows, logits, strict=True):

@@ -1,0 +1,92 @@
+"""Metrics against values computed by hand from the official definitions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from builder.metrics import load_metric
+from builder.metrics.functions import (
+    accuracy_macro_f1,
+    entities,
+    entity_f1,
+    normalize_answer,
+    rank,
+    similarity_correlation,
+    squad_v2,
+    token_f1,
+)
+
+
+def test_squad_normalization_is_the_official_one() -> None:
+    assert normalize_answer("The  Eiffel-Tower, in Paris!") == "eiffeltower in paris"
+    assert normalize_answer("an apple and a pear") == "apple and pear"
+    assert normalize_answer("Theatre") == "theatre"  # articles only as whole words
+
+
+def test_squad_v2_exact_f1_and_breakdowns() -> None:
+    predictions = ["Denver Broncos", "the Broncos", "", "Paris", ""]
+    golds = [
+        ["Denver Broncos", "Broncos"],  # exact
+        ["Denver Broncos"],  # f1: common {broncos}: p=1/1, r=1/2 -> 2/3
+        [],  # no answer, predicted none -> 1, 1
+        [],  # no answer, predicted "Paris" -> 0, 0
+        ["1789"],  # has answer, predicted none -> 0, 0
+    ]
+    out = squad_v2(predictions, golds)
+    assert out["total"] == 5 and out["HasAns_total"] == 3 and out["NoAns_total"] == 2
+    assert out["exact"] == pytest.approx(100 * 2 / 5)
+    assert out["f1"] == pytest.approx(100 * (1 + 2 / 3 + 1 + 0 + 0) / 5)
+    assert out["HasAns_exact"] == pytest.approx(100 / 3)
+    assert out["HasAns_f1"] == pytest.approx(100 * (1 + 2 / 3) / 3)
+    assert out["NoAns_exact"] == pytest.approx(50.0) and out["NoAns_f1"] == pytest.approx(50.0)
+    assert token_f1("", "") == 1.0 and token_f1("a", "") == 1.0  # "a" normalizes to nothing
+
+
+def test_accuracy_and_macro_f1() -> None:
+    out = accuracy_macro_f1(["pos", "pos", "neg", "neg", "pos"], ["pos", "neg", "neg", "neg", "neu"])
+    # pos: tp1 fp2 fn0 -> 2/4; neg: tp2 fp0 fn1 -> 4/5; neu: tp0 -> 0
+    assert out["accuracy"] == pytest.approx(3 / 5)
+    assert out["macro_f1"] == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+
+
+def test_entities_follow_seqeval_lenient_rules() -> None:
+    assert entities([["B-PER", "I-PER", "O", "B-LOC"]]) == {("PER", 0, 1), ("LOC", 3, 3)}
+    assert entities([["I-PER", "I-PER", "O"]]) == {("PER", 0, 1)}  # I- after O starts an entity
+    assert entities([["B-PER", "I-LOC"]]) == {("PER", 0, 0), ("LOC", 1, 1)}  # type change splits
+    assert entities([["B-PER"], ["I-PER"]]) == {("PER", 0, 0), ("PER", 2, 2)}  # sentences never join
+
+
+def test_entity_f1() -> None:
+    refs = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
+    preds = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "B-PER"]]
+    out = entity_f1(preds, refs)
+    # true {PER, LOC, ORG}; predicted {PER, ORG(3), ORG, PER(1)}; correct {PER, ORG} -> p=2/4, r=2/3
+    assert out["precision"] == pytest.approx(0.5) and out["recall"] == pytest.approx(2 / 3)
+    assert out["f1"] == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+    assert out["LOC_f1"] == 0.0 and out["ORG_f1"] == pytest.approx(2 * 0.5 * 1 / 1.5)
+
+
+def test_ranks_and_correlations() -> None:
+    assert list(rank([10, 20, 20, 5])) == [2, 3.5, 3.5, 1]
+    out = similarity_correlation([0.1, 0.4, 0.35, 0.8], [1.0, 3.0, 2.0, 5.0])
+    assert out["spearman"] == pytest.approx(1.0)
+    x, y = [0.1, 0.4, 0.35, 0.8], [1.0, 3.0, 2.0, 5.0]
+    mx, my = sum(x) / 4, sum(y) / 4
+    cov = sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True))
+    r = cov / math.sqrt(sum((a - mx) ** 2 for a in x) * sum((b - my) ** 2 for b in y))
+    assert out["pearson"] == pytest.approx(r)
+    assert similarity_correlation([3, 2, 1], [1, 2, 3])["spearman"] == pytest.approx(-1.0)
+
+
+def test_metrics_load_offline_as_evaluate_modules(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_EVALUATE_OFFLINE", "1")
+    out = load_metric("squad_v2").compute(predictions=["Denver Broncos", ""], references=[["Broncos", "Denver Broncos"], []])
+    assert out["exact"] == 100.0
+    assert load_metric("classification").compute(predictions=["a", "b"], references=["a", "a"])["accuracy"] == 0.5
+    f1 = load_metric("entity_f1").compute(predictions=[["B-PER", "O"]], references=[["B-PER", "O"]])["f1"]
+    assert f1 == 1.0
+    sim = load_metric("similarity").compute(predictions=[0.1, 0.9], references=[1.0, 4.0])
+    assert sim["spearman"] == pytest.approx(1.0)
