@@ -14,10 +14,10 @@ import yaml
 from omegaconf import DictConfig
 
 from builder import bundle, config, source
+from builder.errors import StageError
 from builder.hardware import host_facts
 from builder.stages import STAGES
 from builder.stages.common import BuildContext, onnx_files, onnx_size
-from builder.stages.quantize import settings as quantization_settings
 
 
 def build_bundle(
@@ -31,6 +31,11 @@ def build_bundle(
     config.validate(cfg)
     resolved = config.to_container(cfg)
     src = source.resolve(cfg)
+    evaluation_data = None
+    if cfg.evaluation.enabled:  # a bad dataset fails here, before any model work
+        from builder.eval_data import load_examples
+
+        evaluation_data = load_examples(cfg)
     bid = bundle.bundle_id(resolved, src.identity)
     name = bundle.bundle_name(resolved, bid)
     root = Path(cfg.output_dir).expanduser()
@@ -40,8 +45,8 @@ def build_bundle(
     say(f"building {name}")
     work = Path(tempfile.mkdtemp(prefix=f".work-{bid[:8]}-", dir=root))
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{bid[:8]}-", dir=root))
+    ctx = BuildContext(cfg=cfg, source=src, workdir=work, evaluation_data=evaluation_data)
     try:
-        ctx = BuildContext(cfg=cfg, source=src, workdir=work)
         timings = {}
         for i, (stage, run) in enumerate(STAGES.items(), 1):
             start = time.perf_counter()
@@ -54,10 +59,29 @@ def build_bundle(
         ctx.metrics["stage_seconds"] = timings
         _assemble(ctx, staging, resolved, bid, name, list(overrides), choices or {})
         bundle.publish(staging, final)
+    except StageError as e:
+        say(" failed", flush=True)
+        report = _reject(root, name, resolved, ctx.metrics, str(e))
+        raise StageError(f"{e} What was measured: {report}") from e
+    except BaseException:
+        say(" failed", flush=True)
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+def _reject(root: Path, name: str, resolved: dict[str, Any], metrics: dict[str, Any], reason: str) -> Path:
+    """Keep the measurements of a build that failed a gate, outside the published bundles."""
+    folder = root / ".rejected"
+    folder.mkdir(exist_ok=True)
+    report = folder / f"{name}.json"
+    record = {"name": name, "reason": reason, "config": resolved, "metrics": metrics}
+    tmp = report.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(report)
+    return report
 
 
 def _assemble(
@@ -80,25 +104,14 @@ def _assemble(
         for p in folder.glob("model.onnx*"):
             p.unlink()
         save_onnx(onnx.load(str(ctx.onnx_path)), folder / "model.onnx")
-    # A fresh copy: the working tokenizer keeps the padding/truncation state of its last call in tokenizer.json.
-    type(ctx.tokenizer()).from_pretrained(ctx.source.path).save_pretrained(folder)
-    shutil.copyfile(ctx.source.path / "config.json", folder / "config.json")
-
+    for item in ctx.files_dir().iterdir():
+        shutil.copyfile(item, folder / item.name)
     fp32 = ctx.metrics["export"]["size_bytes"]
     size = onnx_size(folder / "model.onnx")
     ctx.metrics["size"] = {"fp32_model_bytes": fp32, "bundle_model_bytes": size, "ratio_to_fp32": size / fp32}
     versions = bundle.tool_versions()
     ctx.metrics["host"] = host_facts() | {"versions": versions}
-    runtime = ctx.runtime | {
-        "task": ctx.task.name,
-        "token_outputs": [n for n, t in zip(ctx.task.outputs, ctx.task.token_level, strict=True) if t],
-        "max_length": ctx.max_length,
-        "pooling": ctx.pooling if ctx.task.name == "feature-extraction" else None,
-        "normalize": bool(ctx.cfg.task.normalize) if ctx.task.name == "feature-extraction" else None,
-        "hardware": {k: resolved["hardware"][k] for k in ("name", "device", "providers", "intra_op_threads")},
-        "quantization": quantization_settings(ctx.cfg),
-        "optimization": resolved["optimization"]["level"],
-    }
+    runtime = ctx.runtime_info()
     build_record = {"config": resolved, "overrides": overrides, "choices": choices}
     (folder / "build.yaml").write_text(yaml.safe_dump(build_record, sort_keys=False), encoding="utf-8")
     (folder / "metrics.json").write_text(json.dumps(ctx.metrics, indent=2) + "\n", encoding="utf-8")

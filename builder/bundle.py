@@ -19,7 +19,7 @@ from builder import __version__
 from builder.runtime.manifest import FORMAT_VERSION, MANIFEST, file_table
 
 # Keys that say where output goes or how it is measured: they do not change what is built.
-NOT_IN_ID = ("output_dir", "benchmark", "fidelity")
+NOT_IN_ID = ("output_dir", "benchmark", "fidelity", "evaluation")
 TOOLS = ("torch", "transformers", "onnx", "onnxruntime")
 
 
@@ -99,6 +99,23 @@ def model_card(
     source = manifest_extra["source"]
     base = config["model"].get("base_model") or (source.get("repo_id") if source["kind"] == "hub" else None)
     evals = []
+    evaluation = metrics.get("evaluation", {})
+    if evaluation.get("bundle"):
+        dataset = evaluation["dataset"]
+        for metric, value in evaluation["bundle"].items():
+            if metric.endswith("_total") or metric == "total":
+                continue
+            evals.append(
+                EvalResult(
+                    task_type=task,
+                    dataset_type=dataset if "/" in dataset and not dataset.startswith("/") else "local",
+                    dataset_name=dataset if dataset != "builtin" else f"builder built-in {task} set",
+                    dataset_split=evaluation.get("split"),
+                    dataset_revision=evaluation.get("revision"),
+                    metric_type=metric,
+                    metric_value=round(float(value), 6),
+                )
+            )
     fidelity = metrics.get("fidelity", {})
     for output, m in fidelity.get("outputs", {}).items():
         for metric, value in (
@@ -171,6 +188,27 @@ def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str,
             )
     else:
         lines.append(f"Not measured: {fid.get('reason', 'skipped')}.")
+    lines += ["", "## Task metric vs the PyTorch model", ""]
+    ev = metrics.get("evaluation", {})
+    if ev.get("bundle"):
+        lines += [
+            f"{ev['examples']} examples of {ev['dataset']}; both models run through the same pipeline code.",
+            "",
+            "| metric | PyTorch baseline | bundle | kept |",
+            "| --- | --- | --- | --- |",
+        ]
+        for metric, value in ev["bundle"].items():
+            if metric.endswith("total"):
+                continue
+            base = ev["baseline"].get(metric)
+            kept = f"{100 * value / base:.2f}%" if base else "-"
+            mark = " (primary)" if metric == ev["metric"] else ""
+            lines.append(f"| {metric}{mark} | {base:.4f} | {value:.4f} | {kept} |")
+        if "gate" in ev:
+            g = ev["gate"]
+            lines += ["", f"Quality gate: keep >= {100 * (1 - g['max_relative_drop']):.1f}% of the baseline's {ev['metric']}: passed."]
+    else:
+        lines.append("Not evaluated.")
     lines += ["", "## Latency (measured at build time)", ""]
     bench = metrics.get("benchmark", {})
     if bench.get("measured"):

@@ -88,6 +88,14 @@ def summary(path: Path) -> str:
             lines.append(f"latency   p50 {r['bundle']['p50_ms']:.2f} ms [{shape}]")
     if bench and not bench.get("measured", True):
         lines.append(f"latency   not measured: {bench['reason']}")
+    ev = metrics.get("evaluation", {})
+    if ev.get("bundle"):
+        m = ev["metric"]
+        kept = f" ({ev['retention_percent']:.2f}% kept)" if ev.get("retention_percent") is not None else ""
+        lines.append(
+            f"{m:<9} {ev['bundle'][m]:.4f} vs PyTorch {ev['baseline'][m]:.4f}{kept} "
+            f"[{ev['examples']} examples, {ev['dataset']}]"
+        )
     fid = metrics.get("fidelity", {})
     if fid.get("measured"):
         parts = []

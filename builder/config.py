@@ -99,6 +99,45 @@ class BenchmarkConfig:
 
 
 @dataclass
+class GateConfig:
+    # Fail the build when the bundle's task metric is below (1 - max_relative_drop) x the baseline's.
+    # e.g. 0.01 = keep at least 99%; null = no gate.
+    max_relative_drop: float | None = None
+
+
+@dataclass
+class ColumnsConfig:
+    """Dataset column for each task field; null = a column of the field's own name."""
+
+    question: str | None = None
+    context: str | None = None
+    answers: str | None = None
+    text: str | None = None
+    text_pair: str | None = None
+    label: str | None = None
+    tokens: str | None = None
+    tags: str | None = None
+    sentence1: str | None = None
+    sentence2: str | None = None
+    score: str | None = None
+
+
+@dataclass
+class EvaluationConfig:
+    enabled: bool = True
+    dataset: str = "builtin"  # builtin (shipped, one per task) | Hub dataset id | local .json/.jsonl/.csv/.parquet
+    config_name: str | None = None  # Hub dataset configuration
+    revision: str | None = None  # Hub dataset commit to pin
+    split: str = "validation"
+    columns: ColumnsConfig = field(default_factory=ColumnsConfig)  # task field -> dataset column
+    max_samples: int | None = 500
+    seed: int = 0  # which max_samples examples are drawn
+    batch_size: int = 32
+    handle_impossible_answer: bool = True  # question-answering: allow "no answer" (SQuAD v2)
+    gate: GateConfig = field(default_factory=GateConfig)
+
+
+@dataclass
 class ExportConfig:
     opset: int = 17
     atol: float = 1e-4
@@ -120,6 +159,7 @@ class BuildConfig:
     optimization: OptimizationConfig = field(default_factory=OptimizationConfig)
     quantization: QuantizationConfig = field(default_factory=QuantizationConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     fidelity: FidelityConfig = field(default_factory=FidelityConfig)
     output_dir: str = "artifacts"
@@ -194,6 +234,8 @@ def override_problems(args: list[str]) -> list[str]:
             if dataclasses.is_dataclass(kind):
                 schema = kind
                 continue
+            if typing.get_origin(kind) is dict:  # free-form mapping (e.g. evaluation.columns.<field>)
+                break
             if depth != len(parts) - 1:
                 problems.append(f"{key}: {'.'.join(parts[: depth + 1])} is a value, it has no keys below it")
             elif arg.startswith("~"):
@@ -330,6 +372,14 @@ def _value_problems(cfg: DictConfig) -> list[str]:
             p.append(f"benchmark.{key}={list(b[key])}: give one or more positive integers")
     if b.iterations < 1 or b.warmup < 0:
         p.append("benchmark.iterations must be >= 1 and benchmark.warmup >= 0")
+    ev = cfg.evaluation
+    if ev.max_samples is not None and ev.max_samples < 1:
+        p.append(f"evaluation.max_samples={ev.max_samples}: give a positive number, or null for all")
+    drop = ev.gate.max_relative_drop
+    if drop is not None and not -1 < drop < 1:
+        p.append(f"evaluation.gate.max_relative_drop={drop}: a fraction, e.g. 0.01 to keep 99% of the baseline")
+    if ev.enabled and drop is not None and not ev.dataset:
+        p.append("evaluation.gate needs evaluation.dataset")
     if not 0 <= cfg.fidelity.min_cosine <= 1 or not 0 <= cfg.fidelity.min_agreement <= 1:
         p.append("fidelity.min_cosine and fidelity.min_agreement are fractions between 0 and 1")
     return p
@@ -395,6 +445,9 @@ _SCHEMAS = {
         OptimizationConfig,
         QuantizationConfig,
         BenchmarkConfig,
+        EvaluationConfig,
+        ColumnsConfig,
+        GateConfig,
         ExportConfig,
         FidelityConfig,
     )

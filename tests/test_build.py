@@ -81,6 +81,16 @@ def test_bundle_is_complete_verified_and_faithful(matrix: dict, case: tuple[str,
     else:
         assert metrics["size"]["ratio_to_fp32"] <= 1.01  # fusion may drop shape subgraphs
 
+    evaluation = metrics["evaluation"]  # the shipped set for the task, baseline and bundle on the same examples
+    assert evaluation["dataset"] == "builtin" and evaluation["examples"] >= 40
+    primary = evaluation["metric"]
+    assert set(evaluation["baseline"]) == set(evaluation["bundle"])
+    if quant == "none":  # the same predictions as PyTorch: the same score
+        assert evaluation["bundle"][primary] == pytest.approx(evaluation["baseline"][primary], abs=1e-6)
+    if evaluation["baseline"][primary]:
+        ratio = 100 * evaluation["bundle"][primary] / evaluation["baseline"][primary]
+        assert evaluation["retention_percent"] == pytest.approx(ratio)
+
     bench = metrics["benchmark"]
     assert bench["measured"] and bench["results"][0]["bundle"]["p50_ms"] > 0
     assert bench["results"][0]["pytorch"]["p50_ms"] > 0

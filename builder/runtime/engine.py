@@ -14,7 +14,34 @@ from builder.runtime.session import create_session
 from builder.runtime.tokenizer import BundleTokenizer, pad
 
 
-class OnnxEngine:
+class Engine:
+    """Runs encodings through a model in padded batches. Subclasses set tokenizer, model_config, input_names,
+    token_outputs and implement run(outputs, feeds)."""
+
+    tokenizer: BundleTokenizer
+    model_config: dict[str, Any]
+    input_names: list[str]
+    token_outputs: set[str]
+
+    def run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def infer(self, encodings: Sequence[Any], outputs: list[str], batch_size: int = 32) -> list[list[np.ndarray]]:
+        """Run encodings in right-padded batches; per output, one array per encoding, token-level outputs cut
+        back to that encoding's own length."""
+        results: list[list[np.ndarray]] = [[] for _ in outputs]
+        for start in range(0, len(encodings), max(1, batch_size)):
+            chunk = encodings[start : start + batch_size]
+            feeds = pad(chunk, self.input_names, self.tokenizer.pad_id, self.tokenizer.pad_type_id)
+            values = self.run(outputs, feeds)
+            for name, slot, value in zip(outputs, results, values, strict=True):
+                token_level = name in self.token_outputs
+                for row, encoding in zip(value, chunk, strict=True):
+                    slot.append(row[: len(encoding.ids)] if token_level else row)
+        return results
+
+
+class OnnxEngine(Engine):
     def __init__(
         self,
         model_path: Path,
@@ -31,20 +58,6 @@ class OnnxEngine:
         self.token_outputs: set[str] = set(runtime.get("token_outputs", []))
         # On a GPU, bind outputs to device memory and copy back once (fewer host round trips per run).
         self.io_binding = self.session.get_providers()[0] == "CUDAExecutionProvider"
-
-    def infer(self, encodings: Sequence[Any], outputs: list[str], batch_size: int = 32) -> list[list[np.ndarray]]:
-        """Run encodings in right-padded batches; per output, one array per encoding, token-level outputs cut
-        back to that encoding's own length."""
-        results: list[list[np.ndarray]] = [[] for _ in outputs]
-        for start in range(0, len(encodings), max(1, batch_size)):
-            chunk = encodings[start : start + batch_size]
-            feeds = pad(chunk, self.input_names, self.tokenizer.pad_id, self.tokenizer.pad_type_id)
-            values = self.run(outputs, feeds)
-            for name, slot, value in zip(outputs, results, values, strict=True):
-                token_level = name in self.token_outputs
-                for row, encoding in zip(value, chunk, strict=True):
-                    slot.append(row[: len(encoding.ids)] if token_level else row)
-        return results
 
     def run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         if not self.io_binding:

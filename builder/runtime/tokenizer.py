@@ -77,11 +77,13 @@ class BundleTokenizer:
         stride: int = 0,
         strategy: str = "longest_first",
         overflow: bool = False,
+        pretokenized: bool = False,
     ) -> list[Encoding]:
-        """One Encoding per text (or pair); with overflow=True, each input's windows in order instead."""
+        """One Encoding per text (or pair); with overflow=True, each input's windows in order instead.
+        pretokenized=True: each text is a list of words (Encoding.word_ids then index those words)."""
         tok = self._variant(max_length or self.max_length, stride, strategy)
         inputs = list(zip(texts, pairs, strict=True)) if pairs is not None else list(texts)
-        encodings = tok.encode_batch(inputs)
+        encodings = tok.encode_batch(inputs, is_pretokenized=pretokenized)
         if not overflow:
             return encodings
         return [window for e in encodings for window in [e, *e.overflowing]]

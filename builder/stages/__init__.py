@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from builder.stages import benchmark, export, fidelity, optimize, quantize
+from builder.stages import benchmark, evaluation, export, fidelity, optimize, quantize
 from builder.stages.common import BuildContext
 
 STAGES: dict[str, Callable[[BuildContext], None]] = {
@@ -12,5 +12,6 @@ STAGES: dict[str, Callable[[BuildContext], None]] = {
     "optimize": optimize.run,
     "quantize": quantize.run,
     "fidelity": fidelity.run,
+    "evaluation": evaluation.run,
     "benchmark": benchmark.run,
 }

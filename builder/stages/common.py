@@ -4,6 +4,7 @@ saving ONNX files byte-for-byte reproducibly."""
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ class BuildContext:
     onnx_path: Path | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     runtime: dict[str, Any] = field(default_factory=dict)  # what the runtime needs to run the bundle
+    evaluation_data: Any = None  # (examples, origin), loaded before any stage runs
     _cache: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -99,10 +101,47 @@ class BuildContext:
             )
         return int(limit)
 
+    def files_dir(self) -> Path:
+        """The bundle's non-ONNX files (tokenizer, model config), written once: stages that run the built
+        graph through the runtime read them, and the bundle is assembled from them."""
+
+        def make() -> Path:
+            folder = self.workdir / "files"
+            folder.mkdir(exist_ok=True)
+            # A fresh copy: a tokenizer in use keeps the padding/truncation of its last call in tokenizer.json.
+            type(self.tokenizer()).from_pretrained(self.source.path).save_pretrained(folder)
+            shutil.copyfile(self.source.path / "config.json", folder / "config.json")
+            return folder
+
+        return self._memo("files_dir", make)
+
+    def runtime_info(self) -> dict[str, Any]:
+        """What the runtime needs to run the graph (stored in the manifest)."""
+        from builder.stages.quantize import settings as quantization_settings
+
+        cfg, task = self.cfg, self.task
+        feature = task.name == "feature-extraction"
+        return self.runtime | {
+            "task": task.name,
+            "token_outputs": [n for n, t in zip(task.outputs, task.token_level, strict=True) if t],
+            "max_length": self.max_length,
+            "pooling": self.pooling if feature else None,
+            "normalize": bool(cfg.task.normalize) if feature else None,
+            "hardware": {k: _plain(cfg.hardware[k]) for k in ("name", "device", "providers", "intra_op_threads")},
+            "quantization": quantization_settings(cfg),
+            "optimization": cfg.optimization.level,
+        }
+
     def _memo(self, key: str, make: Any) -> Any:
         if key not in self._cache:
             self._cache[key] = make()
         return self._cache[key]
+
+
+def _plain(value: Any) -> Any:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
 
 def resolve_pooling(pooling: str, folder: Path) -> str:
