@@ -206,7 +206,10 @@ def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str,
             lines.append(f"| {metric}{mark} | {base:.4f} | {value:.4f} | {kept} |")
         if "gate" in ev:
             g = ev["gate"]
-            lines += ["", f"Quality gate: keep >= {100 * (1 - g['max_relative_drop']):.1f}% of the baseline's {ev['metric']}: passed."]
+            lines += [
+                "",
+                f"Quality gate: keep >= {100 * (1 - g['max_relative_drop']):.1f}% of the baseline's {ev['metric']}: passed.",
+            ]
     else:
         lines.append("Not evaluated.")
     lines += ["", "## Latency (measured at build time)", ""]

@@ -26,7 +26,8 @@ CONF_DIR = str(resources.files("builder.conf"))
 
 TASK_NAMES = ("feature-extraction", "text-classification", "token-classification", "question-answering")
 OPTIMIZATION_LEVELS = ("none", "O1", "O2", "O3", "O4")
-QUANTIZATION_METHODS = ("none", "dynamic")
+QUANTIZATION_METHODS = ("none", "dynamic", "static")
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 DEVICES = ("cpu", "cuda")
 INT8_TYPES = ("int8", "uint8")
 POOLING_MODES = ("auto", "mean", "cls", "max")
@@ -78,9 +79,29 @@ class OptimizationConfig:
 
 
 @dataclass
+class CalibrationConfig:
+    """Static quantization: activation ranges measured on real inputs."""
+
+    dataset: str | None = None  # null = evaluation.dataset (the shipped set by default); same formats
+    n: int = 128  # examples
+    seed: int = 1
+    method: str = "minmax"  # minmax | entropy | percentile
+    percentile: float = 99.999
+    num_bins: int = 2048  # histogram bins (entropy, percentile)
+    num_quantized_bins: int = (
+        255  # entropy: candidate thresholds; ONNX Runtime's default (128) leaves just one
+    )
+    batch_size: int = 8
+    chunk_batches: int = 4  # batches per collection pass: bounds the memory held for intermediate outputs
+
+
+@dataclass
 class QuantizationConfig:
     method: str = MISSING
     op_types: list[str] = field(default_factory=lambda: ["MatMul", "Attention"])
+    exclude_op_types: list[str] = field(default_factory=list)
+    exclude_nodes: list[str] = field(default_factory=list)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     # null = take the hardware profile's preset
     activation_type: str | None = None
     weight_type: str | None = None
@@ -125,7 +146,9 @@ class ColumnsConfig:
 @dataclass
 class EvaluationConfig:
     enabled: bool = True
-    dataset: str = "builtin"  # builtin (shipped, one per task) | Hub dataset id | local .json/.jsonl/.csv/.parquet
+    dataset: str = (
+        "builtin"  # builtin (shipped, one per task) | Hub dataset id | local .json/.jsonl/.csv/.parquet
+    )
     config_name: str | None = None  # Hub dataset configuration
     revision: str | None = None  # Hub dataset commit to pin
     split: str = "validation"
@@ -362,6 +385,12 @@ def _value_problems(cfg: DictConfig) -> list[str]:
         _choice(p, f"hardware.quantization.{key}", cfg.hardware.quantization[key], INT8_TYPES)
         if cfg.quantization[key] is not None:
             _choice(p, f"quantization.{key}", cfg.quantization[key], INT8_TYPES)
+    cal = cfg.quantization.calibration
+    _choice(p, "quantization.calibration.method", cal.method, CALIBRATION_METHODS)
+    if cal.n < 1 or cal.batch_size < 1 or cal.chunk_batches < 1:
+        p.append("quantization.calibration.n, .batch_size and .chunk_batches must be >= 1")
+    if not 0 < cal.percentile <= 100:
+        p.append(f"quantization.calibration.percentile={cal.percentile}: between 0 and 100")
     if cfg.hardware.intra_op_threads < 0:
         p.append(f"hardware.intra_op_threads={cfg.hardware.intra_op_threads}: use 0 (default) or more")
     if not 14 <= cfg.export.opset <= 21:
@@ -377,7 +406,9 @@ def _value_problems(cfg: DictConfig) -> list[str]:
         p.append(f"evaluation.max_samples={ev.max_samples}: give a positive number, or null for all")
     drop = ev.gate.max_relative_drop
     if drop is not None and not -1 < drop < 1:
-        p.append(f"evaluation.gate.max_relative_drop={drop}: a fraction, e.g. 0.01 to keep 99% of the baseline")
+        p.append(
+            f"evaluation.gate.max_relative_drop={drop}: a fraction, e.g. 0.01 to keep 99% of the baseline"
+        )
     if ev.enabled and drop is not None and not ev.dataset:
         p.append("evaluation.gate needs evaluation.dataset")
     if not 0 <= cfg.fidelity.min_cosine <= 1 or not 0 <= cfg.fidelity.min_agreement <= 1:
@@ -444,6 +475,7 @@ _SCHEMAS = {
         QuantizationPreset,
         OptimizationConfig,
         QuantizationConfig,
+        CalibrationConfig,
         BenchmarkConfig,
         EvaluationConfig,
         ColumnsConfig,

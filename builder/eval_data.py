@@ -28,7 +28,9 @@ def load_examples(cfg: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     rows, names, origin = _rows(ev, task)
     key = "evaluation.dataset"
     if not rows:
-        raise ConfigError([f"{key}={ev.dataset}: no rows in split {ev.split!r}. Give a file or split with examples."])
+        raise ConfigError(
+            [f"{key}={ev.dataset}: no rows in split {ev.split!r}. Give a file or split with examples."]
+        )
     total = len(rows)
     if ev.max_samples and total > ev.max_samples:
         picked = sorted(random.Random(ev.seed).sample(range(total), ev.max_samples))
@@ -53,7 +55,9 @@ def _rows(ev: Any, task: str) -> tuple[list[dict[str, Any]], dict[str, list[str]
 def _local_rows(path: Path, source: str) -> tuple[list[dict[str, Any]], dict[str, list[str]], dict[str, Any]]:
     key = f"evaluation.dataset={source}"
     if not path.is_file():
-        raise ConfigError([f"{key}: no such file. Give a .json, .jsonl, .csv or .parquet file, or a Hub dataset id."])
+        raise ConfigError(
+            [f"{key}: no such file. Give a .json, .jsonl, .csv or .parquet file, or a Hub dataset id."]
+        )
     fmt = LOCAL_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ConfigError([f"{key}: unknown format {path.suffix!r}; use .json, .jsonl, .csv or .parquet"])
@@ -65,7 +69,9 @@ def _local_rows(path: Path, source: str) -> tuple[list[dict[str, Any]], dict[str
     try:
         data = datasets.load_dataset(fmt, data_files=str(path), split="train")
     except Exception as e:  # malformed JSON/CSV/parquet
-        raise ConfigError([f"{key}: cannot read it as {fmt} ({type(e).__name__}: {str(e).splitlines()[0][:200]})"]) from e
+        raise ConfigError(
+            [f"{key}: cannot read it as {fmt} ({type(e).__name__}: {str(e).splitlines()[0][:200]})"]
+        ) from e
     return list(data), _class_names(data), {"dataset": str(path.resolve()), "format": fmt}
 
 
@@ -86,8 +92,15 @@ def _hub_rows(ev: Any) -> tuple[list[dict[str, Any]], dict[str, list[str]], dict
     try:
         data = datasets.load_dataset(ev.dataset, ev.config_name, revision=ev.revision, split=ev.split)
     except Exception as e:
-        raise SourceError(f"{key}: cannot load it ({type(e).__name__}: {str(e).splitlines()[0][:200]}). {hint}") from e
-    origin = {"dataset": ev.dataset, "config_name": ev.config_name, "revision": ev.revision, "split": ev.split}
+        raise SourceError(
+            f"{key}: cannot load it ({type(e).__name__}: {str(e).splitlines()[0][:200]}). {hint}"
+        ) from e
+    origin = {
+        "dataset": ev.dataset,
+        "config_name": ev.config_name,
+        "revision": ev.revision,
+        "split": ev.split,
+    }
     return list(data), _class_names(data), origin
 
 
@@ -101,8 +114,14 @@ def _class_names(data: Any) -> dict[str, list[str]]:
     return names
 
 
-def _map_row(row: dict[str, Any], index: int, task: str, columns: dict[str, str], names: dict[str, list[str]],
-             where: str) -> dict[str, Any]:
+def _map_row(
+    row: dict[str, Any],
+    index: int,
+    task: str,
+    columns: dict[str, str],
+    names: dict[str, list[str]],
+    where: str,
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     wanted = {**FIELDS[task], **OPTIONAL.get(task, {})}
     for field, kind in wanted.items():
@@ -110,11 +129,15 @@ def _map_row(row: dict[str, Any], index: int, task: str, columns: dict[str, str]
         if column not in row:
             if field in FIELDS[task]:
                 raise ConfigError(
-                    [f"{where}: no column {column!r} for the {task} field {field!r} (columns: "
-                     f"{', '.join(row)}). Map one with evaluation.columns.{field}=<column>"]
+                    [
+                        f"{where}: no column {column!r} for the {task} field {field!r} (columns: "
+                        f"{', '.join(row)}). Map one with evaluation.columns.{field}=<column>"
+                    ]
                 )
             continue
-        out[field] = _check(row[column], kind, names.get(column), f"{where}: row {index + 1} column {column!r}")
+        out[field] = _check(
+            row[column], kind, names.get(column), f"{where}: row {index + 1} column {column!r}"
+        )
     return out
 
 

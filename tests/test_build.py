@@ -81,7 +81,9 @@ def test_bundle_is_complete_verified_and_faithful(matrix: dict, case: tuple[str,
     else:
         assert metrics["size"]["ratio_to_fp32"] <= 1.01  # fusion may drop shape subgraphs
 
-    evaluation = metrics["evaluation"]  # the shipped set for the task, baseline and bundle on the same examples
+    evaluation = metrics[
+        "evaluation"
+    ]  # the shipped set for the task, baseline and bundle on the same examples
     assert evaluation["dataset"] == "builtin" and evaluation["examples"] >= 40
     primary = evaluation["metric"]
     assert set(evaluation["baseline"]) == set(evaluation["bundle"])

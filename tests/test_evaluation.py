@@ -17,8 +17,15 @@ SENTIMENT = [
 
 
 def build(model: Path, out: Path, *extra: str, env: dict | None = None):  # type: ignore[no-untyped-def]
-    return run_builder(f"model.source={model}", "task=text-classification", "benchmark=none",
-                       "fidelity.min_agreement=0.5", f"output_dir={out}", *extra, env=env)
+    return run_builder(
+        f"model.source={model}",
+        "task=text-classification",
+        "benchmark=none",
+        "fidelity.min_agreement=0.5",
+        f"output_dir={out}",
+        *extra,
+        env=env,
+    )
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "json", "csv", "parquet"])
@@ -34,8 +41,13 @@ def test_local_file_with_column_mapping(tiny_models: dict, tmp_path: Path, fmt: 
     else:
         getattr(datasets.Dataset.from_list(rows), f"to_{fmt}")(str(path))
     out = tmp_path / "out"
-    proc = build(tiny_models[("bert", "text-classification")], out, f"evaluation.dataset={path}",
-                 "evaluation.columns.text=sentence", "evaluation.columns.label=sentiment")
+    proc = build(
+        tiny_models[("bert", "text-classification")],
+        out,
+        f"evaluation.dataset={path}",
+        "evaluation.columns.text=sentence",
+        "evaluation.columns.label=sentiment",
+    )
     assert proc.returncode == 0, proc.stderr
     (folder,) = bundles_in(out)
     ev = read_json(folder / "metrics.json")["evaluation"]
@@ -47,8 +59,12 @@ def test_local_file_with_column_mapping(tiny_models: dict, tmp_path: Path, fmt: 
 def test_max_samples_and_seed_pick_a_reproducible_subset(tiny_models: dict, tmp_path: Path) -> None:
     picks = []
     for run in ("a", "b"):
-        proc = build(tiny_models[("bert", "text-classification")], tmp_path / run, "evaluation.max_samples=7",
-                     "evaluation.seed=3")
+        proc = build(
+            tiny_models[("bert", "text-classification")],
+            tmp_path / run,
+            "evaluation.max_samples=7",
+            "evaluation.seed=3",
+        )
         assert proc.returncode == 0, proc.stderr
         (folder,) = bundles_in(tmp_path / run)
         ev = read_json(folder / "metrics.json")["evaluation"]
@@ -58,8 +74,12 @@ def test_max_samples_and_seed_pick_a_reproducible_subset(tiny_models: dict, tmp_
 
 
 def test_gate_that_cannot_be_met_publishes_nothing(tiny_models: dict, tmp_path: Path) -> None:
-    proc = build(tiny_models[("bert", "text-classification")], tmp_path, "quantization=none",
-                 "evaluation.gate.max_relative_drop=-0.5")  # demands 150% of the baseline
+    proc = build(
+        tiny_models[("bert", "text-classification")],
+        tmp_path,
+        "quantization=none",
+        "evaluation.gate.max_relative_drop=-0.5",
+    )  # demands 150% of the baseline
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "quality gate" in proc.stderr and "evaluation.gate.max_relative_drop=-0.5" in proc.stderr
     assert bundles_in(tmp_path) == []
@@ -70,8 +90,12 @@ def test_gate_that_cannot_be_met_publishes_nothing(tiny_models: dict, tmp_path: 
 
 
 def test_gate_that_holds_is_recorded(tiny_models: dict, tmp_path: Path) -> None:
-    proc = build(tiny_models[("bert", "text-classification")], tmp_path, "quantization=none",
-                 "evaluation.gate.max_relative_drop=0.01")
+    proc = build(
+        tiny_models[("bert", "text-classification")],
+        tmp_path,
+        "quantization=none",
+        "evaluation.gate.max_relative_drop=0.01",
+    )
     assert proc.returncode == 0, proc.stderr
     (folder,) = bundles_in(tmp_path)
     assert read_json(folder / "metrics.json")["evaluation"]["gate"]["passed"] is True
@@ -113,9 +137,13 @@ def test_bad_dataset_through_the_cli_fails_cleanly(tiny_models: dict, tmp_path: 
 
 
 def test_missing_file_and_unreachable_hub(tiny_models: dict, tmp_path: Path) -> None:
-    proc = build(tiny_models[("bert", "text-classification")], tmp_path, f"evaluation.dataset={tmp_path / 'no.jsonl'}")
+    proc = build(
+        tiny_models[("bert", "text-classification")], tmp_path, f"evaluation.dataset={tmp_path / 'no.jsonl'}"
+    )
     assert proc.returncode != 0 and "no such file" in proc.stderr
-    proc = build(tiny_models[("bert", "text-classification")], tmp_path, "evaluation=sst2", env={"HF_HUB_OFFLINE": "1"})
+    proc = build(
+        tiny_models[("bert", "text-classification")], tmp_path, "evaluation=sst2", env={"HF_HUB_OFFLINE": "1"}
+    )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "unreachable" in proc.stderr and "local .jsonl" in proc.stderr
 
@@ -124,8 +152,16 @@ def test_shipped_sets_have_what_the_issue_asks() -> None:
     from importlib import resources
 
     rows = {
-        task: [json.loads(line) for line in (resources.files("builder.data") / f"{task}.jsonl").read_text().splitlines()]
-        for task in ("feature-extraction", "question-answering", "text-classification", "token-classification")
+        task: [
+            json.loads(line)
+            for line in (resources.files("builder.data") / f"{task}.jsonl").read_text().splitlines()
+        ]
+        for task in (
+            "feature-extraction",
+            "question-answering",
+            "text-classification",
+            "token-classification",
+        )
     }
     sts = rows["feature-extraction"]
     assert len(sts) >= 100 and {r["kind"] for r in sts} == {"paraphrase", "related", "unrelated"}

@@ -83,9 +83,14 @@ def test_ranks_and_correlations() -> None:
 def test_metrics_load_offline_as_evaluate_modules(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_EVALUATE_OFFLINE", "1")
-    out = load_metric("squad_v2").compute(predictions=["Denver Broncos", ""], references=[["Broncos", "Denver Broncos"], []])
+    out = load_metric("squad_v2").compute(
+        predictions=["Denver Broncos", ""], references=[["Broncos", "Denver Broncos"], []]
+    )
     assert out["exact"] == 100.0
-    assert load_metric("classification").compute(predictions=["a", "b"], references=["a", "a"])["accuracy"] == 0.5
+    assert (
+        load_metric("classification").compute(predictions=["a", "b"], references=["a", "a"])["accuracy"]
+        == 0.5
+    )
     f1 = load_metric("entity_f1").compute(predictions=[["B-PER", "O"]], references=[["B-PER", "O"]])["f1"]
     assert f1 == 1.0
     sim = load_metric("similarity").compute(predictions=[0.1, 0.9], references=[1.0, 4.0])

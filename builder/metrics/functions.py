@@ -168,4 +168,7 @@ def pearson(a: Sequence[float], b: Sequence[float]) -> float:
 
 def similarity_correlation(predictions: Sequence[float], references: Sequence[float]) -> dict[str, float]:
     """Spearman and Pearson correlation of predicted similarities (cosine) with gold scores."""
-    return {"spearman": pearson(rank(predictions), rank(references)), "pearson": pearson(predictions, references)}
+    return {
+        "spearman": pearson(rank(predictions), rank(references)),
+        "pearson": pearson(predictions, references),
+    }

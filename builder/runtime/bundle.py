@@ -34,14 +34,18 @@ class Bundle:
         if self.task not in PIPELINES:
             raise BuilderError(f"{self.path}: task {self.task!r} has no pipeline in this builder version.")
         metrics = self.path / "metrics.json"
-        self.metrics: dict[str, Any] = json.loads(metrics.read_text(encoding="utf-8")) if metrics.is_file() else {}
+        self.metrics: dict[str, Any] = (
+            json.loads(metrics.read_text(encoding="utf-8")) if metrics.is_file() else {}
+        )
         hardware = dict(self.runtime["hardware"])
         if intra_op_threads is not None:
             hardware["intra_op_threads"] = intra_op_threads
         try:
             self.engine = OnnxEngine(self.path / "model.onnx", self.path, self.runtime, hardware)
         except Exception as e:  # onnxruntime's own refusals (e.g. a graph it cannot read)
-            raise BundleIntegrityError(f"{self.path / 'model.onnx'}: onnxruntime refused to load it: {e}") from e
+            raise BundleIntegrityError(
+                f"{self.path / 'model.onnx'}: onnxruntime refused to load it: {e}"
+            ) from e
         self.pipeline = PIPELINES[self.task](self.engine)
 
     @property

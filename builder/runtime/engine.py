@@ -26,7 +26,9 @@ class Engine:
     def run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         raise NotImplementedError
 
-    def infer(self, encodings: Sequence[Any], outputs: list[str], batch_size: int = 32) -> list[list[np.ndarray]]:
+    def infer(
+        self, encodings: Sequence[Any], outputs: list[str], batch_size: int = 32
+    ) -> list[list[np.ndarray]]:
         """Run encodings in right-padded batches; per output, one array per encoding, token-level outputs cut
         back to that encoding's own length."""
         results: list[list[np.ndarray]] = [[] for _ in outputs]
@@ -53,7 +55,9 @@ class OnnxEngine(Engine):
         self.session = create_session(model_path, hardware or runtime["hardware"])
         self.tokenizer = BundleTokenizer(folder, runtime["max_length"])
         config = folder / "config.json"
-        self.model_config: dict[str, Any] = json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
+        self.model_config: dict[str, Any] = (
+            json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
+        )
         self.input_names: list[str] = [i.name for i in self.session.get_inputs()]
         self.token_outputs: set[str] = set(runtime.get("token_outputs", []))
         # On a GPU, bind outputs to device memory and copy back once (fewer host round trips per run).

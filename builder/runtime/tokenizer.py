@@ -90,10 +90,14 @@ class BundleTokenizer:
 
 
 def pad(
-    encodings: Sequence[Encoding], input_names: Sequence[str], pad_id: int, pad_type_id: int = 0
+    encodings: Sequence[Encoding],
+    input_names: Sequence[str],
+    pad_id: int,
+    pad_type_id: int = 0,
+    length: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """Right-pad encodings into the session's input arrays."""
-    length = max((len(e.ids) for e in encodings), default=0)
+    """Right-pad encodings into the session's input arrays (to `length`, or the longest encoding)."""
+    length = length or max((len(e.ids) for e in encodings), default=0)
     n = len(encodings)
     arrays = {
         "input_ids": np.full((n, length), pad_id, dtype=np.int64),

@@ -127,7 +127,9 @@ class BuildContext:
             "max_length": self.max_length,
             "pooling": self.pooling if feature else None,
             "normalize": bool(cfg.task.normalize) if feature else None,
-            "hardware": {k: _plain(cfg.hardware[k]) for k in ("name", "device", "providers", "intra_op_threads")},
+            "hardware": {
+                k: _plain(cfg.hardware[k]) for k in ("name", "device", "providers", "intra_op_threads")
+            },
             "quantization": quantization_settings(cfg),
             "optimization": cfg.optimization.level,
         }

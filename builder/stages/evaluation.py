@@ -91,7 +91,9 @@ def _progress(examples: list[dict[str, Any]], name: str) -> Any:
     return tqdm(chunks, desc=f"evaluate {name}", unit="batch", leave=False, disable=None)
 
 
-def _question_answering(engine: Engine, examples: list[dict[str, Any]], ev: Any, name: str) -> dict[str, float]:
+def _question_answering(
+    engine: Engine, examples: list[dict[str, Any]], ev: Any, name: str
+) -> dict[str, float]:
     qa = QuestionAnswering(engine)
     predictions = []
     for chunk in _progress(examples, name):
@@ -102,10 +104,14 @@ def _question_answering(engine: Engine, examples: list[dict[str, Any]], ev: Any,
         )
         answers = [answers] if isinstance(answers, dict) else answers
         predictions += [a["answer"] for a in answers]
-    return load_metric("squad_v2").compute(predictions=predictions, references=[e["answers"] for e in examples])
+    return load_metric("squad_v2").compute(
+        predictions=predictions, references=[e["answers"] for e in examples]
+    )
 
 
-def _text_classification(engine: Engine, examples: list[dict[str, Any]], ev: Any, name: str) -> dict[str, float]:
+def _text_classification(
+    engine: Engine, examples: list[dict[str, Any]], ev: Any, name: str
+) -> dict[str, float]:
     classify = TextClassification(engine)
     model_labels = {label.lower() for label in classify.id2label.values()}
     gold = [str(e["label"]).lower() for e in examples]
@@ -116,12 +122,17 @@ def _text_classification(engine: Engine, examples: list[dict[str, Any]], ev: Any
         )
     predictions = []
     for chunk in _progress(examples, name):
-        inputs = [{"text": e["text"], "text_pair": e["text_pair"]} if e.get("text_pair") else e["text"] for e in chunk]
+        inputs = [
+            {"text": e["text"], "text_pair": e["text_pair"]} if e.get("text_pair") else e["text"]
+            for e in chunk
+        ]
         predictions += [r["label"].lower() for r in classify(inputs, batch_size=ev.batch_size)]
     return load_metric("classification").compute(predictions=predictions, references=gold)
 
 
-def _token_classification(engine: Engine, examples: list[dict[str, Any]], ev: Any, name: str) -> dict[str, float]:
+def _token_classification(
+    engine: Engine, examples: list[dict[str, Any]], ev: Any, name: str
+) -> dict[str, float]:
     """Word-level tags from each word's first sub-token (as transformers' NER examples score), entity F1."""
     id2label = {int(k): v for k, v in engine.model_config.get("id2label", {}).items()}
     predictions = []
@@ -139,7 +150,9 @@ def _token_classification(engine: Engine, examples: list[dict[str, Any]], ev: An
     return load_metric("entity_f1").compute(predictions=predictions, references=[e["tags"] for e in examples])
 
 
-def _feature_extraction(engine: Engine, examples: list[dict[str, Any]], ev: Any, name: str) -> dict[str, float]:
+def _feature_extraction(
+    engine: Engine, examples: list[dict[str, Any]], ev: Any, name: str
+) -> dict[str, float]:
     embed = FeatureExtraction(engine)
     cosines = []
     for chunk in _progress(examples, name):
@@ -157,4 +170,3 @@ EVALUATORS = {
     "token-classification": _token_classification,
     "feature-extraction": _feature_extraction,
 }
-

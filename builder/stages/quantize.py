@@ -1,4 +1,5 @@
-"""quantize: dynamic int8 (QOperator, IntegerOps) with the hardware profile's preset, on the fused graph."""
+"""quantize: int8 with the hardware profile's preset, on the fused graph: dynamic (QOperator, IntegerOps;
+activations quantized at run time) or static (QDQ; activation ranges from calibration data)."""
 
 from __future__ import annotations
 
@@ -25,11 +26,13 @@ def settings(cfg: Any) -> dict[str, Any]:
     """The quantization config with the hardware preset filled in where it says null."""
     preset, q = cfg.hardware.quantization, cfg.quantization
     keys = ("activation_type", "weight_type", "per_channel", "reduce_range")
-    return {
-        "method": q.method,
-        "op_types": list(q.op_types),
-        **{k: q[k] if q[k] is not None else preset[k] for k in keys},
-    }
+    chosen = {k: q[k] if q[k] is not None else preset[k] for k in keys}
+    if q.method == "static" and q.reduce_range is None and chosen["weight_type"] == "int8":
+        # u8 x s8 products can saturate (VPMADDUBSW) on x86 CPUs without VNNI: use 7-bit weights there.
+        hw = cfg.hardware
+        chosen["reduce_range"] = bool(hw.device == "cpu" and not any("vnni" in f for f in hw.cpu_flags))
+    extra = {"exclude_op_types": list(q.exclude_op_types), "exclude_nodes": list(q.exclude_nodes)}
+    return {"method": q.method, "op_types": list(q.op_types), **chosen, **extra}
 
 
 def run(ctx: BuildContext) -> None:
@@ -41,22 +44,31 @@ def run(ctx: BuildContext) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out = ctx.workdir / "quantized.onnx"
+    record: dict[str, Any] = {}
     with _quiet_root_logger():  # the quantizer logs "please consider pre-processing" on the root logger
-        quantize_dynamic(
-            str(ctx.onnx_path),
-            str(out),
-            weight_type=getattr(QuantType, QUANT_TYPES[chosen["weight_type"]]),
-            per_channel=chosen["per_channel"],
-            reduce_range=chosen["reduce_range"],
-            op_types_to_quantize=chosen["op_types"],
-            # Fused contrib ops (Attention, SkipLayerNormalization) defeat ONNX shape inference; without a
-            # default type the quantizer cannot type their outputs: the failure Optimum hits on O3 graphs.
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True},
-        )
+        if chosen["method"] == "static":
+            from builder.stages.static_quantization import quantize as quantize_static
+
+            record = quantize_static(ctx, chosen, out)
+        else:
+            quantize_dynamic(
+                str(ctx.onnx_path),
+                str(out),
+                weight_type=getattr(QuantType, QUANT_TYPES[chosen["weight_type"]]),
+                per_channel=chosen["per_channel"],
+                reduce_range=chosen["reduce_range"],
+                op_types_to_quantize=[
+                    op for op in chosen["op_types"] if op not in chosen["exclude_op_types"]
+                ],
+                nodes_to_exclude=chosen["exclude_nodes"],
+                # Fused contrib ops (Attention, SkipLayerNormalization) defeat ONNX shape inference; without a
+                # default type the quantizer cannot type their outputs: the failure Optimum hits on O3 graphs.
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True},
+            )
     model = onnx.load(str(out))
     ctx.onnx_path = save_onnx(model, ctx.workdir / "model.onnx")
     quantized = sum(n.op_type in QUANTIZED_OPS for n in model.graph.node)
-    ctx.metrics["quantize"] = chosen | {"quantized_nodes": quantized}
+    ctx.metrics["quantize"] = chosen | record | {"quantized_nodes": quantized}
 
 
 @contextlib.contextmanager

@@ -12,7 +12,9 @@ class Classification(evaluate.Metric):
             description=__doc__,
             citation="",
             inputs_description="predictions and references: label names",
-            features=datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+            features=datasets.Features(
+                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
+            ),
         )
 
     def _compute(self, predictions, references):

@@ -12,7 +12,9 @@ class Similarity(evaluate.Metric):
             description=__doc__,
             citation="",
             inputs_description="predictions: similarities; references: gold scores",
-            features=datasets.Features({"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}),
+            features=datasets.Features(
+                {"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}
+            ),
         )
 
     def _compute(self, predictions, references):

@@ -13,7 +13,10 @@ class SquadV2(evaluate.Metric):
             citation="Rajpurkar et al., Know What You Don't Know: Unanswerable Questions for SQuAD (2018)",
             inputs_description="predictions: answer strings ('' = no answer); references: lists of gold answers",
             features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Sequence(datasets.Value("string"))}
+                {
+                    "predictions": datasets.Value("string"),
+                    "references": datasets.Sequence(datasets.Value("string")),
+                }
             ),
         )
 

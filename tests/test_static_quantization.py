@@ -1,0 +1,85 @@
+"""Static (QDQ) quantization: each calibration method gives a different, valid model; data is collected in
+bounded passes; per-hardware reduce_range."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+import pytest
+from conftest import bundles_in, read_json, run_builder
+
+from builder.config import compose_config
+from builder.stages.quantize import settings
+
+
+@pytest.fixture(scope="module")
+def static_bundles(tiny_models: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("static")
+    proc = run_builder(
+        "-m",
+        f"model.source={tiny_models[('bert', 'text-classification')]}",
+        "task=text-classification",
+        "quantization=static",
+        "quantization.calibration.method=minmax,entropy,percentile",
+        "quantization.calibration.n=48",
+        "quantization.calibration.chunk_batches=2",
+        "benchmark=none",
+        "fidelity.min_agreement=0.5",
+        f"output_dir={out}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    return {read_json(f / "metrics.json")["quantize"]["calibration"]["method"]: f for f in bundles_in(out)}
+
+
+def test_each_calibration_method_gives_a_different_valid_model(static_bundles: dict[str, Path]) -> None:
+    assert set(static_bundles) == {"minmax", "entropy", "percentile"}
+    digests = set()
+    for method, folder in static_bundles.items():
+        model = onnx.load(str(folder / "model.onnx"))
+        onnx.checker.check_model(model)
+        ops = {n.op_type for n in model.graph.node}
+        assert {"QuantizeLinear", "DequantizeLinear"} <= ops, method
+        metrics = read_json(folder / "metrics.json")
+        calibration = metrics["quantize"]["calibration"]
+        assert calibration["tensors"] > 0 and calibration["examples"] == 48
+        assert calibration["collection_passes"] == 3  # 48 examples / batch 8 = 6 batches, 2 per pass
+        assert metrics["fidelity"]["passed"] and "accuracy" in metrics["evaluation"]["bundle"]
+        ort.InferenceSession(str(folder / "model.onnx"))
+        digests.add(hashlib.sha256((folder / "model.onnx").read_bytes()).hexdigest())
+    assert len(digests) == 3
+    entropy = read_json(static_bundles["entropy"] / "metrics.json")["quantize"]["calibration"]
+    assert entropy["num_quantized_bins"] == 255  # not ONNX Runtime's default, which degenerates to minmax
+
+
+def test_reduce_range_follows_the_hardware() -> None:
+    def chosen(*overrides: str) -> dict:
+        return settings(compose_config(["quantization=static", *overrides]))
+
+    assert chosen("hardware=avx512_vnni")["reduce_range"] is False  # VNNI: no u8 x s8 saturation
+    assert chosen("hardware=avx2", "quantization.weight_type=int8")["reduce_range"] is True
+    assert chosen("hardware=avx2")["reduce_range"] is False  # avx2 preset: u8 weights
+    assert (
+        chosen("hardware=avx2", "quantization.weight_type=int8", "quantization.reduce_range=false")[
+            "reduce_range"
+        ]
+        is False
+    )
+
+
+def test_excluded_op_types_stay_float(tiny_models: dict, tmp_path: Path) -> None:
+    proc = run_builder(
+        f"model.source={tiny_models[('bert', 'feature-extraction')]}",
+        "quantization=dynamic",
+        "quantization.exclude_op_types=[Gather]",
+        "benchmark=none",
+        "evaluation=none",
+        f"output_dir={tmp_path}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    (folder,) = bundles_in(tmp_path)
+    ops = [n.op_type for n in onnx.load(str(folder / "model.onnx")).graph.node]
+    assert "Gather" in ops and "GatherBlockQuantized" not in ops
+    assert read_json(folder / "metrics.json")["quantize"]["exclude_op_types"] == ["Gather"]
