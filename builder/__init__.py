@@ -26,11 +26,11 @@ def build(cfg: Any = None, *, overrides: list[str] | tuple[str, ...] = (), quiet
     return build_bundle(cfg, overrides=overrides, quiet=quiet)
 
 
-def load(path: str | Path, *, intra_op_threads: int | None = None) -> Any:
-    """Load a bundle (manifest verified first) and return it; `bundle(texts)` runs its task pipeline."""
+def load(path: str | Path, *, revision: str | None = None, intra_op_threads: int | None = None) -> Any:
+    """Load a bundle folder or Hub repo id (manifest verified first); `bundle(...)` runs its task pipeline."""
     from builder.runtime.bundle import load as _load
 
-    return _load(path, intra_op_threads=intra_op_threads)
+    return _load(path, revision=revision, intra_op_threads=intra_op_threads)
 
 
 def verify(path: str | Path) -> dict[str, Any]:

@@ -37,7 +37,19 @@ def _fail(e: BuilderError) -> int:
 
 
 def _build_app(argv: list[str]) -> None:
-    import hydra
+    try:
+        import hydra
+        import torch  # noqa: F401
+    except ImportError as e:
+        sys.exit(
+            _fail(
+                BuilderError(
+                    f"building bundles needs the build tools ({e.name} is not installed): "
+                    "pip install 'builder[build]' (torch as a CPU build first: pip install torch==2.13.0). "
+                    "Loading and running bundles (builder verify | info | predict) works without them."
+                )
+            )
+        )
 
     from builder.config import CONF_DIR, override_problems
     from builder.errors import ConfigError

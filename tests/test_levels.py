@@ -109,3 +109,17 @@ def test_wheel_ships_every_config(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for yaml_file in (root / "conf").rglob("*.yaml"):
         assert f"builder/conf/{yaml_file.relative_to(root / 'conf').as_posix()}" in names
+
+
+def test_gpu_bundle_falls_back_to_cpu_with_a_warning(levels: dict[str, Path]) -> None:
+    import onnxruntime
+
+    import builder
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA: nothing to fall back from")
+    with pytest.warns(RuntimeWarning, match="CUDAExecutionProvider not available"):
+        bundle = builder.load(levels["O4"])
+    assert bundle.session.get_providers() == ["CPUExecutionProvider"]
+    entities = bundle("George Washington visited Paris", aggregation_strategy="simple", ignore_labels=[])
+    assert entities and {"entity_group", "score", "word", "start", "end"} <= set(entities[0])

@@ -261,3 +261,11 @@ def test_predict_reads_json_lines_and_skips_bad_ones(bundles: dict, tmp_path: Pa
         "predict", str(bundles[("bert", "question-answering")]), "--input", str(lines), "--strict"
     )
     assert strict.returncode != 0
+
+
+def test_hub_bundle_while_hub_unreachable_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from builder.errors import BuilderError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(BuilderError, match="cannot be fetched from the Hugging Face Hub"):
+        builder.load("someone/some-bundle")

@@ -74,6 +74,27 @@ class Bundle:
         return f"Bundle({str(self.path)!r}, task={self.task!r}, id={self.manifest['bundle_id'][:12]})"
 
 
-def load(path: str | Path, *, intra_op_threads: int | None = None) -> Bundle:
-    """Load a bundle folder, verifying every file against its manifest first."""
-    return Bundle(path, intra_op_threads=intra_op_threads)
+def load(path: str | Path, *, revision: str | None = None, intra_op_threads: int | None = None) -> Bundle:
+    """Load a bundle folder, or a bundle published on the Hugging Face Hub (a repo id), verifying every file
+    against its manifest first."""
+    folder = Path(path).expanduser()
+    if not folder.exists() and _looks_like_repo_id(str(path)):
+        folder = _download(str(path), revision)
+    return Bundle(folder, intra_op_threads=intra_op_threads)
+
+
+def _looks_like_repo_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "~"))
+
+
+def _download(repo_id: str, revision: str | None) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, revision=revision))
+    except Exception as e:  # offline, unknown repo or revision
+        raise BuilderError(
+            f"{repo_id}: not a local folder, and it cannot be fetched from the Hugging Face Hub "
+            f"({type(e).__name__}). Download the bundle where the Hub is reachable and load its folder."
+        ) from e
