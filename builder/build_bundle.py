@@ -13,7 +13,8 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig
 
-from builder import bundle, config, source
+from builder import bundle, cache, config, source
+from builder.cache import StageCache
 from builder.errors import StageError
 from builder.hardware import host_facts
 from builder.stages import STAGES
@@ -47,16 +48,7 @@ def build_bundle(
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{bid[:8]}-", dir=root))
     ctx = BuildContext(cfg=cfg, source=src, workdir=work, evaluation_data=evaluation_data)
     try:
-        timings = {}
-        for i, (stage, run) in enumerate(STAGES.items(), 1):
-            start = time.perf_counter()
-            say(f"  [{i}/{len(STAGES)}] {stage} ...", end="", flush=True)
-            run(ctx)
-            timings[stage] = round(time.perf_counter() - start, 3)
-            if stage == "export":
-                ctx.metrics["export"]["size_bytes"] = onnx_size(ctx.onnx_path)
-            say(f" {timings[stage]:.1f}s", flush=True)
-        ctx.metrics["stage_seconds"] = timings
+        ctx.metrics["stages"] = _run_stages(ctx, say)
         _assemble(ctx, staging, resolved, bid, name, list(overrides), choices or {})
         bundle.publish(staging, final)
     except StageError as e:
@@ -70,6 +62,47 @@ def build_bundle(
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(staging, ignore_errors=True)
     return final
+
+
+def _run_stages(ctx: BuildContext, say: Any) -> dict[str, Any]:
+    """Run every stage in order; a cacheable stage is reused from the stage cache when its key is there.
+    Returns, per stage: built / reused / ran (not cacheable), its cache key, and seconds."""
+    store = StageCache(ctx.cfg.cache_dir) if ctx.cfg.cache_dir else None
+    versions = bundle.tool_versions()
+    parent = cache.stage_key("source", "", ctx.source.identity, versions)
+    record: dict[str, Any] = {}
+    for i, (name, stage) in enumerate(STAGES.items(), 1):
+        start = time.perf_counter()
+        say(f"  [{i}/{len(STAGES)}] {name} ...", end="", flush=True)
+        run = getattr(stage, "run", stage)
+        config = stage.cache_config(ctx) if store and hasattr(stage, "cache_config") else None
+        if config is None:
+            run(ctx)
+            status, key = "ran", None
+        else:
+            key = cache.stage_key(name, parent, config, versions)
+            with store.lock(name, key):
+                entry = store.load(name, key)
+                if entry is not None:
+                    folder = store.entry(name, key)
+                    ctx.onnx_path = folder / entry["data"]["onnx"]
+                    ctx.metrics[name] = entry["data"]["metrics"]
+                    ctx.runtime.update(entry["data"]["runtime"])
+                    status = "reused"
+                else:
+                    run(ctx)
+                    data = {
+                        "onnx": ctx.onnx_path.name,
+                        "metrics": ctx.metrics.get(name),
+                        "runtime": ctx.runtime,
+                    }
+                    store.store(name, key, onnx_files(ctx.onnx_path), data)
+                    status = "built"
+            parent = key
+        seconds = round(time.perf_counter() - start, 3)
+        record[name] = {"status": status, "key": key, "seconds": seconds}
+        say(f" {seconds:.1f}s" + (" (reused)" if status == "reused" else ""), flush=True)
+    return record
 
 
 def _reject(root: Path, name: str, resolved: dict[str, Any], metrics: dict[str, Any], reason: str) -> Path:

@@ -19,7 +19,7 @@ from builder import __version__
 from builder.runtime.manifest import FORMAT_VERSION, MANIFEST, file_table
 
 # Keys that say where output goes or how it is measured: they do not change what is built.
-NOT_IN_ID = ("output_dir", "benchmark", "fidelity", "evaluation")
+NOT_IN_ID = ("output_dir", "cache_dir", "benchmark", "fidelity", "evaluation")
 TOOLS = ("torch", "transformers", "onnx", "onnxruntime")
 
 

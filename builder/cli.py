@@ -16,7 +16,7 @@ from typing import Any
 
 from builder.errors import BuilderError
 
-SUBCOMMANDS = ("verify", "info", "predict")
+SUBCOMMANDS = ("verify", "info", "predict", "cache")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -126,6 +126,8 @@ def summary(path: Path) -> str:
 
 
 def _subcommand(argv: list[str]) -> int:
+    if argv[0] == "cache":
+        return _cache(argv[1:])
     parser = argparse.ArgumentParser(prog=f"builder {argv[0]}")
     parser.add_argument("path", type=Path, help="bundle folder")
     if argv[0] == "info":
@@ -142,6 +144,26 @@ def _subcommand(argv: list[str]) -> int:
         return _predict(args.path, args.input, args.strict)
     except BuilderError as e:
         return _fail(e)
+
+
+def _cache(argv: list[str]) -> int:
+    from builder.cache import StageCache
+
+    parser = argparse.ArgumentParser(prog="builder cache")
+    parser.add_argument("action", choices=("info", "clear"))
+    parser.add_argument("--dir", type=Path, default=Path("artifacts/.cache"), help="cache folder (cache_dir)")
+    args = parser.parse_args(argv)
+    store = StageCache(args.dir)
+    if args.action == "clear":
+        print(f"removed {store.clear()} cache entries from {args.dir}")
+        return 0
+    info = store.info()
+    print(f"stage cache {info['root']}")
+    for stage, s in info["stages"].items():
+        print(f"  {stage:<10} {s['entries']:>4} entries  {s['bytes'] / 1e6:8.1f} MB")
+    if not info["stages"]:
+        print("  (empty)")
+    return 0
 
 
 def _predict(path: Path, source: Path | None, strict: bool) -> int:

@@ -186,6 +186,7 @@ class BuildConfig:
     export: ExportConfig = field(default_factory=ExportConfig)
     fidelity: FidelityConfig = field(default_factory=FidelityConfig)
     output_dir: str = "artifacts"
+    cache_dir: str | None = None  # stage cache shared by builds and sweep jobs; null = no cache
 
 
 def register_schemas() -> None:
@@ -357,6 +358,8 @@ def validate(cfg: DictConfig) -> None:
     problems += _value_problems(cfg)
     problems += combination_problems(cfg)
     problems += _output_dir_problems(cfg.output_dir)
+    if cfg.cache_dir:
+        problems += [p.replace("output_dir", "cache_dir") for p in _output_dir_problems(cfg.cache_dir)]
     from builder.source import source_problems
 
     problems += source_problems(cfg)

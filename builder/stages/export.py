@@ -11,7 +11,17 @@ import torch
 
 from builder.errors import StageError
 from builder.runtime.session import create_session
-from builder.stages.common import BuildContext, fidelity_batches, save_onnx, torch_outputs
+from builder.stages.common import BuildContext, fidelity_batches, onnx_size, save_onnx, torch_outputs
+
+
+def cache_config(ctx: BuildContext) -> dict:
+    c = ctx.cfg
+    return {
+        "model": {k: c.model[k] for k in ("source", "revision", "trust_remote_code")},
+        "task": dict(c.task),
+        "export": dict(c.export),
+        "pooling": ctx.pooling,
+    }
 
 
 def run(ctx: BuildContext) -> None:
@@ -39,7 +49,11 @@ def run(ctx: BuildContext) -> None:
     raw.unlink()
     ctx.onnx_path = path
     ctx.runtime.update(inputs=list(names), outputs=list(outputs), opset=ctx.cfg.export.opset)
-    ctx.metrics["export"] = {"opset": ctx.cfg.export.opset, "max_abs_diff": _check(ctx, module)}
+    ctx.metrics["export"] = {
+        "opset": ctx.cfg.export.opset,
+        "max_abs_diff": _check(ctx, module),
+        "size_bytes": onnx_size(path),
+    }
 
 
 def _check(ctx: BuildContext, module: torch.nn.Module) -> float:

@@ -22,6 +22,11 @@ FUSED_OPS = (
 )
 
 
+def cache_config(ctx: BuildContext) -> dict | None:
+    opt = ctx.cfg.optimization
+    return None if opt.level == "none" else {"optimization": dict(opt), "device": ctx.cfg.hardware.device}
+
+
 def run(ctx: BuildContext) -> None:
     opt = ctx.cfg.optimization
     before = onnx.load(str(ctx.onnx_path))

@@ -6,10 +6,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import onnx
 
+from builder.runtime.manifest import sha256_file
 from builder.stages.common import BuildContext, save_onnx
 
 QUANT_TYPES = {"int8": "QInt8", "uint8": "QUInt8"}
@@ -33,6 +35,27 @@ def settings(cfg: Any) -> dict[str, Any]:
         chosen["reduce_range"] = bool(hw.device == "cpu" and not any("vnni" in f for f in hw.cpu_flags))
     extra = {"exclude_op_types": list(q.exclude_op_types), "exclude_nodes": list(q.exclude_nodes)}
     return {"method": q.method, "op_types": list(q.op_types), **chosen, **extra}
+
+
+def cache_config(ctx: BuildContext) -> dict | None:
+    chosen = settings(ctx.cfg)
+    if chosen["method"] == "none":
+        return None
+    if chosen["method"] != "static":
+        return {"quantization": chosen}
+    calibration = dict(ctx.cfg.quantization.calibration)
+    ev = ctx.cfg.evaluation
+    dataset = calibration["dataset"] or ev.dataset
+    data_file = Path(dataset).expanduser()
+    return {  # static: the calibration data is an input too
+        "quantization": chosen,
+        "calibration": calibration,
+        "dataset": dataset,
+        "dataset_sha256": sha256_file(data_file) if data_file.is_file() else None,
+        "dataset_revision": ev.revision,
+        "columns": dict(ev.columns),
+        "max_length": ctx.max_length,
+    }
 
 
 def run(ctx: BuildContext) -> None:

@@ -1,24 +1,27 @@
 """Regenerate tests/golden/qa_golden.json: the outputs of transformers 4.57's question-answering pipeline
 (the last release that has it) on the tiny QA models the tests build.
 
-    .venv/bin/python tests/golden/make_qa_golden.py
+    .venv/bin/python tests/golden/make_qa_golden.py [--remake-models]
 
-Creates its own virtualenv (.golden-venv, git-ignored) with transformers==4.57.6 and the CPU torch, builds the
-tiny models here (their content hashes go into the golden file; the tests check they still match), runs
-every case of qa_cases.py there, and writes the results.
+Creates its own virtualenv (.golden-venv, git-ignored) with transformers==4.57.6 and the CPU torch, runs every
+case of qa_cases.py there on the tiny QA models committed in tests/golden/qa-models/ (made once with
+tests/tiny_models.py; --remake-models makes them again), and writes the results. The models are committed
+with the goldens because a model made again under another transformers version is not byte-identical.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
 VENV = ROOT / ".golden-venv"
+MODELS = HERE / "qa-models"
+ARCHITECTURES = ("bert", "roberta", "distilbert")
 TRANSFORMERS = "transformers==4.57.6"
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
@@ -68,10 +71,11 @@ def main() -> None:
     from builder.source import folder_hash
 
     python = ensure_venv()
-    root = Path(tempfile.mkdtemp())
-    folders = {
-        arch: make_model(root, arch, "question-answering") for arch in ("bert", "roberta", "distilbert")
-    }
+    if "--remake-models" in sys.argv or not MODELS.exists():
+        shutil.rmtree(MODELS, ignore_errors=True)
+        for arch in ARCHITECTURES:
+            shutil.move(str(make_model(MODELS, arch, "question-answering")), str(MODELS / arch))
+    folders = {arch: MODELS / arch for arch in ARCHITECTURES}
     proc = subprocess.run(
         [str(python), "-c", RUNNER, json.dumps({a: str(f) for a, f in folders.items()})],
         capture_output=True,

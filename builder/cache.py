@@ -1,0 +1,110 @@
+"""Content-addressed stage cache, shared by every build and sweep job.
+
+A stage's key is the sha256 of (stage, the previous stage's key or the source identity, the config the stage
+reads, tool versions). An entry is a folder `<root>/<stage>/<key>/` with the stage's files and `record.json`
+(what the stage recorded, and the sha256 of every file). Entries are written into a temporary folder and
+renamed into place under a per-key file lock, so parallel jobs never see half an entry and never build the
+same one twice; an entry whose files no longer match its record is removed and rebuilt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from builder.runtime.manifest import sha256_file
+
+RECORD = "record.json"
+
+
+def stage_key(stage: str, parent: str, config: Any, versions: dict[str, str]) -> str:
+    canonical = json.dumps(
+        {"stage": stage, "parent": parent, "config": config, "versions": versions},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class StageCache:
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser()
+
+    def entry(self, stage: str, key: str) -> Path:
+        return self.root / stage / key
+
+    @contextlib.contextmanager
+    def lock(self, stage: str, key: str) -> Iterator[None]:
+        """Held while one job looks up or builds an entry; others with the same key wait, then reuse it."""
+        folder = self.root / stage
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f"{key}.lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def load(self, stage: str, key: str) -> dict[str, Any] | None:
+        """The entry's record if every file matches it; a damaged entry is removed (and so rebuilt)."""
+        folder = self.entry(stage, key)
+        try:
+            record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
+            intact = all(
+                (folder / name).is_file() and sha256_file(folder / name) == digest
+                for name, digest in record["files"].items()
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            intact = False
+            record = None
+        if not intact:
+            if folder.exists():
+                shutil.rmtree(folder, ignore_errors=True)
+            return None
+        return record
+
+    def store(self, stage: str, key: str, files: list[Path], data: dict[str, Any]) -> Path:
+        """Copy files into a new entry with its record; return the entry folder."""
+        final = self.entry(stage, key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:8]}-", dir=final.parent))
+        try:
+            for path in files:
+                shutil.copyfile(path, tmp / path.name)
+            record = {
+                "stage": stage,
+                "key": key,
+                "data": data,
+                "files": {p.name: sha256_file(tmp / p.name) for p in files},
+            }
+            (tmp / RECORD).write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
+            if final.exists():
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return final
+
+    def info(self) -> dict[str, Any]:
+        stages: dict[str, Any] = {}
+        if self.root.is_dir():
+            for stage_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
+                entries = [e for e in stage_dir.iterdir() if e.is_dir() and not e.name.startswith(".")]
+                size = sum(f.stat().st_size for e in entries for f in e.rglob("*") if f.is_file())
+                stages[stage_dir.name] = {"entries": len(entries), "bytes": size}
+        return {"root": str(self.root), "stages": stages}
+
+    def clear(self) -> int:
+        removed = sum(s["entries"] for s in self.info()["stages"].values())
+        if self.root.is_dir():
+            shutil.rmtree(self.root)
+        return removed
