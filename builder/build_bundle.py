@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from builder import bundle, cache, config, source
 from builder.cache import StageCache
 from builder.errors import StageError
-from builder.hardware import host_facts
+from builder.hardware import host_can_run, host_facts
 from builder.stages import STAGES
 from builder.stages.common import BuildContext, onnx_files, onnx_size
 
@@ -54,7 +54,9 @@ def build_bundle(
     except StageError as e:
         say(" failed", flush=True)
         report = _reject(root, name, resolved, ctx.metrics, str(e))
-        raise StageError(f"{e} What was measured: {report}") from e
+        rejected = StageError(f"{e} What was measured: {report}")
+        rejected.report = report  # type: ignore[attr-defined]
+        raise rejected from e
     except BaseException:
         say(" failed", flush=True)
         raise
@@ -143,7 +145,11 @@ def _assemble(
     size = onnx_size(folder / "model.onnx")
     ctx.metrics["size"] = {"fp32_model_bytes": fp32, "bundle_model_bytes": size, "ratio_to_fp32": size / fp32}
     versions = bundle.tool_versions()
-    ctx.metrics["host"] = host_facts() | {"versions": versions}
+    # Honesty: numbers measured on a host that cannot run the profile (no GPU, missing instruction set) say so.
+    ctx.metrics["host"] = host_facts() | {"versions": versions, "runs_profile": host_can_run(ctx.cfg.hardware)}
+    for stage in ("fidelity", "evaluation"):
+        if ctx.metrics.get(stage, {}).get("measured", True) and stage in ctx.metrics:
+            ctx.metrics[stage]["on_profile_hardware"] = ctx.metrics["host"]["runs_profile"]
     runtime = ctx.runtime_info()
     build_record = {"config": resolved, "overrides": overrides, "choices": choices}
     (folder / "build.yaml").write_text(yaml.safe_dump(build_record, sort_keys=False), encoding="utf-8")

@@ -16,7 +16,7 @@ from typing import Any
 
 from builder.errors import BuilderError
 
-SUBCOMMANDS = ("verify", "info", "predict", "cache")
+SUBCOMMANDS = ("verify", "info", "predict", "cache", "report")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -60,8 +60,12 @@ def _build_app(argv: list[str]) -> None:
 
     @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
     def app(cfg: Any) -> None:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
         from builder.config import config_from_hydra, validate
 
+        sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
         try:
             final, overrides, choices = config_from_hydra(cfg)
             validate(final)  # every config problem, before torch is even imported
@@ -69,14 +73,35 @@ def _build_app(argv: list[str]) -> None:
 
             path = build_bundle(final, overrides=overrides, choices=choices)
         except BuilderError as e:
-            sys.exit(_fail(e))
+            if not sweeping:
+                sys.exit(_fail(e))
+            print(f"error: {e}", file=sys.stderr)  # one failed job does not end the sweep
+            report = getattr(e, "report", None)
+            _job_result(
+                {"status": "rejected", "report": str(report)}
+                if report
+                else {"status": "failed", "error": str(e)}
+            )
+            return
         except KeyboardInterrupt:
             print("interrupted: no bundle was written", file=sys.stderr)
             sys.exit(130)
         print(summary(path))
+        if sweeping:
+            _job_result({"status": "published", "bundle": str(path)})
 
     sys.argv = [sys.argv[0], *argv]
     app()
+
+
+def _job_result(result: dict[str, Any]) -> None:
+    """What a sweep job leaves for the sweep report (read in on_multirun_end, maybe in another process)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hc = HydraConfig.get()
+    folder = Path(hc.runtime.output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "result.json").write_text(json.dumps({"job": hc.job.num, **result}), encoding="utf-8")
 
 
 def summary(path: Path) -> str:
@@ -128,6 +153,8 @@ def summary(path: Path) -> str:
 def _subcommand(argv: list[str]) -> int:
     if argv[0] == "cache":
         return _cache(argv[1:])
+    if argv[0] == "report":
+        return _report(argv[1:])
     parser = argparse.ArgumentParser(prog=f"builder {argv[0]}")
     parser.add_argument("path", type=Path, help="bundle folder")
     if argv[0] == "info":
@@ -144,6 +171,22 @@ def _subcommand(argv: list[str]) -> int:
         return _predict(args.path, args.input, args.strict)
     except BuilderError as e:
         return _fail(e)
+
+
+def _report(argv: list[str]) -> int:
+    from builder import report
+
+    parser = argparse.ArgumentParser(prog="builder report", description="one table, CSV and plot of bundles")
+    parser.add_argument("folders", type=Path, nargs="+", help="output folders (or bundle folders)")
+    parser.add_argument("--out", type=Path, default=None, help="where to write (default: the first folder)")
+    args = parser.parse_args(argv)
+    rows = report.collect(args.folders)
+    if not rows:
+        return _fail(BuilderError(f"no bundles in {', '.join(map(str, args.folders))}"))
+    paths = report.write(rows, args.out or args.folders[0])
+    print(paths["markdown"].read_text(), end="")
+    print(f"\nwrote {paths['markdown']}, {paths['csv']}, {paths['plot']}")
+    return 0
 
 
 def _cache(argv: list[str]) -> int:

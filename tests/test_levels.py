@@ -60,8 +60,11 @@ def test_fp16_bundle_for_gpu_keeps_fp32_io_and_is_honest_about_the_host(levels: 
     assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
     assert all(i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for i in model.graph.output)
     metrics = read_json(levels["O4"] / "metrics.json")
-    if not metrics["host"]["gpus"]:
+    if not metrics["host"]["gpus"]:  # built here for a GPU: said, not hidden
         assert metrics["benchmark"]["measured"] is False and "cuda" in metrics["benchmark"]["reason"]
+        assert metrics["host"]["runs_profile"] is False
+        assert metrics["fidelity"]["on_profile_hardware"] is False
+        assert "cannot run the `cuda` profile" in (levels["O4"] / "README.md").read_text()
     runtime = read_json(levels["O4"] / "manifest.json")["runtime"]
     assert runtime["hardware"]["providers"][0] == "CUDAExecutionProvider"
 
