@@ -106,4 +106,13 @@ def test_interrupted_build_leaves_no_bundle(tiny_models: dict, tmp_path: Path, m
         builder.build(
             overrides=[f"model.source={model}", "benchmark=none", f"output_dir={tmp_path}"], quiet=True
         )
-    assert list(tmp_path.iterdir()) == []
+    # No bundle and no partial folders; only complete stage-cache entries of the stages that finished.
+    assert [p.name for p in tmp_path.iterdir()] == [".cache"]
+    from builder.cache import StageCache
+
+    cache = StageCache(tmp_path / ".cache")
+    for stage, info in cache.info()["stages"].items():
+        for entry in (tmp_path / ".cache" / stage).iterdir():
+            if entry.is_dir():
+                assert cache.load(stage, entry.name) is not None  # intact
+        assert info["entries"] == 1
