@@ -146,7 +146,10 @@ def _assemble(
     ctx.metrics["size"] = {"fp32_model_bytes": fp32, "bundle_model_bytes": size, "ratio_to_fp32": size / fp32}
     versions = bundle.tool_versions()
     # Honesty: numbers measured on a host that cannot run the profile (no GPU, missing instruction set) say so.
-    ctx.metrics["host"] = host_facts() | {"versions": versions, "runs_profile": host_can_run(ctx.cfg.hardware)}
+    ctx.metrics["host"] = host_facts() | {
+        "versions": versions,
+        "runs_profile": host_can_run(ctx.cfg.hardware),
+    }
     for stage in ("fidelity", "evaluation"):
         if ctx.metrics.get(stage, {}).get("measured", True) and stage in ctx.metrics:
             ctx.metrics[stage]["on_profile_hardware"] = ctx.metrics["host"]["runs_profile"]

@@ -189,8 +189,11 @@ def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str,
     else:
         lines.append(f"Not measured: {fid.get('reason', 'skipped')}.")
     if not metrics.get("host", {}).get("runs_profile", True):
-        lines += ["", f"Measured on {metrics['host']['cpu']}, which cannot run the `{config['hardware']['name']}` profile: "
-                  "accuracy numbers come from this host's kernels, and latency was not measured."]
+        lines += [
+            "",
+            f"Measured on {metrics['host']['cpu']}, which cannot run the `{config['hardware']['name']}` profile: "
+            "accuracy numbers come from this host's kernels, and latency was not measured.",
+        ]
     lines += ["", "## Task metric vs the PyTorch model", ""]
     ev = metrics.get("evaluation", {})
     if ev.get("bundle"):

@@ -20,6 +20,9 @@ MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 ROBERTA_FAMILY = ("roberta", "xlm-roberta")
 
 
+_LOADED: dict[tuple, torch.nn.Module] = {}  # the last PyTorch models loaded in this process
+
+
 @dataclass
 class BuildContext:
     """State handed from stage to stage. Stages read `cfg`, update `onnx_path`, and record into `metrics`."""
@@ -64,6 +67,23 @@ class BuildContext:
         eager=False is the transformers default (sdpa), the baseline users would otherwise run."""
 
         def load() -> torch.nn.Module:
+            key = (
+                str(self.source.path),
+                json.dumps(self.source.identity, sort_keys=True),
+                self.task.name,
+                eager,
+                self.input_names,
+                self.pooling,
+            )
+            if key in _LOADED:  # sweep jobs in one process share the model they all read
+                return _LOADED[key]
+            module = _load()
+            _LOADED[key] = module
+            while len(_LOADED) > 2:
+                _LOADED.pop(next(iter(_LOADED)))
+            return module
+
+        def _load() -> torch.nn.Module:
             import transformers
 
             transformers.logging.disable_progress_bar()

@@ -57,11 +57,17 @@ def run(ctx: BuildContext) -> None:
         return
     examples, origin = ctx.evaluation_data or load_examples(ctx.cfg)
     engines = {
-        "baseline": TorchEngine(ctx),
+        "baseline": _Lazy(lambda: TorchEngine(ctx)),
         "bundle": OnnxEngine(ctx.onnx_path, ctx.files_dir(), ctx.runtime_info(), dict(ctx.cfg.hardware)),
     }
     task = ctx.task.name
-    results = {name: EVALUATORS[task](engine, examples, ev, name) for name, engine in engines.items()}
+    results = {
+        "baseline": _baseline(
+            ctx, examples, origin, lambda: EVALUATORS[task](engines["baseline"], examples, ev, "baseline")
+        )
+    }
+    from_cache = bool(results["baseline"].pop("_from_cache", False))
+    results["bundle"] = EVALUATORS[task](engines["bundle"], examples, ev, "bundle")
     primary = PRIMARY[task]
     base, ours = results["baseline"][primary], results["bundle"][primary]
     retention = 100.0 * ours / base if base else None
@@ -71,6 +77,7 @@ def run(ctx: BuildContext) -> None:
         "baseline": results["baseline"],
         "bundle": results["bundle"],
         "retention_percent": retention,
+        "baseline_from_cache": from_cache,
     }
     drop = ev.gate.max_relative_drop
     if drop is not None:
@@ -84,6 +91,48 @@ def run(ctx: BuildContext) -> None:
             + (f" ({retention:.2f}% kept)" if retention is not None else "")
             + ". No bundle was published. Use less aggressive settings or loosen the gate."
         )
+
+
+class _Lazy:
+    """An engine made on first use (a cached baseline result needs no PyTorch model)."""
+
+    def __init__(self, make: Any):
+        self._make, self._engine = make, None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._engine is None:
+            self._engine = self._make()
+        return getattr(self._engine, name)
+
+
+def _baseline(
+    ctx: BuildContext, examples: list[dict[str, Any]], origin: dict[str, Any], compute: Any
+) -> dict:
+    """The PyTorch baseline's score depends only on the model, the examples and the tool versions: kept in the
+    stage cache, so a sweep evaluates the baseline once (the bundle's side is always measured)."""
+    if not ctx.cfg.cache_dir:
+        return compute()
+    from builder import bundle, cache
+
+    versions = bundle.tool_versions()
+    parent = cache.stage_key("source", "", ctx.source.identity, versions)
+    content = {
+        "task": ctx.task.name,
+        "examples": examples,
+        "origin": origin,
+        "max_length": ctx.max_length,
+        "pooling": ctx.pooling,
+        "handle_impossible_answer": ctx.cfg.evaluation.handle_impossible_answer,
+    }
+    key = cache.stage_key("baseline-evaluation", parent, content, versions)
+    store = cache.StageCache(ctx.cfg.cache_dir)
+    with store.lock("baseline-evaluation", key):
+        entry = store.load("baseline-evaluation", key)
+        if entry is not None:
+            return entry["data"] | {"_from_cache": True}
+        result = compute()
+        store.store("baseline-evaluation", key, [], result)
+        return result
 
 
 def _progress(examples: list[dict[str, Any]], name: str) -> Any:
