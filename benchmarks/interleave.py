@@ -3,6 +3,7 @@ one always goes first; each round's median per contender, and the median over ro
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable
@@ -26,3 +27,20 @@ def interleaved(
                 times.append(time.perf_counter() - start)
             medians[name].append(statistics.median(times) * 1000)
     return medians
+
+
+def add_timing_args(parser: argparse.ArgumentParser, calls: int) -> None:
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds")
+    parser.add_argument("--calls", type=int, default=calls, help="calls per contender per round")
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads for every contender")
+
+
+def timing_record(args: argparse.Namespace, rounds: dict[str, list[float]]) -> dict:
+    """The fields every benchmark result shares: settings, median of round medians, and the rounds."""
+    return {
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "calls_per_round": args.calls,
+        "median_ms": {name: statistics.median(v) for name, v in rounds.items()},
+        "round_medians_ms": rounds,
+    }

@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from interleave import add_timing_args, timing_record
+
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 VENV = HERE / ".venv-optimum"
@@ -130,9 +132,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--calls", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=2)
+    add_timing_args(parser, calls=30)
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     peer_python = ensure_peer_venv()
@@ -172,18 +172,15 @@ def main() -> None:
         for proc in workers.values():
             proc.stdin.close()
             proc.wait(timeout=30)
-    p50 = {k: statistics.median(v) for k, v in rounds.items()}
+    timing = timing_record(args, rounds)
+    p50 = timing["median_ms"]
     from builder.runtime.tokenizer import BundleTokenizer
 
     tokens = len(BundleTokenizer(bundle, 512).encode([QUESTION], [CONTEXT])[0].ids)
     cold = cold_start(bundle)
     result = {
         "bundle": str(bundle),
-        "threads": args.threads,
-        "rounds": args.rounds,
-        "calls_per_round": args.calls,
-        "median_ms": p50,
-        "round_medians_ms": rounds,
+        **timing,
         "ratio_to_optimum": p50["bundle"] / p50["optimum"],
         "ratio_to_pytorch": p50["bundle"] / p50["pytorch"],
         "cold_start_s": cold,

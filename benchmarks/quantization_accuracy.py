@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
-from interleave import interleaved
+from interleave import add_timing_args, interleaved, timing_record
 
 import builder
 
@@ -37,9 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--calls", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=2)
+    add_timing_args(parser, calls=20)
     args = parser.parse_args()
     out = RESULTS / "artifacts"
     folders = {
@@ -48,6 +45,7 @@ def main() -> None:
     }
     bundles = {name: builder.load(f, intra_op_threads=args.threads) for name, f in folders.items()}
     rounds = interleaved({k: (lambda b=b: b(TEXT)) for k, b in bundles.items()}, args.rounds, args.calls)
+    timing = timing_record(args, rounds)
     rows = {}
     for name, folder in folders.items():
         metrics = json.loads((folder / "metrics.json").read_text())
@@ -57,7 +55,7 @@ def main() -> None:
             "baseline_spearman": ev["baseline"]["spearman"],
             "retention_percent": ev["retention_percent"],
             "embedding_cosine": metrics["fidelity"]["outputs"]["sentence_embedding"]["cosine_mean"],
-            "p50_ms": statistics.median(rounds[name]),
+            "p50_ms": timing["median_ms"][name],
             "size_mb": metrics["size"]["bundle_model_bytes"] / 1e6,
         }
     fp32 = rows["fp32"]["p50_ms"]
