@@ -73,8 +73,10 @@ def _run_stages(ctx: BuildContext, say: Any) -> dict[str, Any]:
     versions = bundle.tool_versions()
     parent = cache.stage_key("source", "", ctx.source.identity, versions)
     record: dict[str, Any] = {}
+    ctx.stage_cache = store
     for i, (name, stage) in enumerate(STAGES.items(), 1):
         start = time.perf_counter()
+        ctx.cache_parent = parent
         say(f"  [{i}/{len(STAGES)}] {name} ...", end="", flush=True)
         run = getattr(stage, "run", stage)
         config = stage.cache_config(ctx) if store and hasattr(stage, "cache_config") else None
@@ -83,23 +85,18 @@ def _run_stages(ctx: BuildContext, say: Any) -> dict[str, Any]:
             status, key = "ran", None
         else:
             key = cache.stage_key(name, parent, config, versions)
-            with store.lock(name, key):
-                entry = store.load(name, key)
-                if entry is not None:
-                    folder = store.entry(name, key)
-                    ctx.onnx_path = folder / entry["data"]["onnx"]
-                    ctx.metrics[name] = entry["data"]["metrics"]
-                    ctx.runtime.update(entry["data"]["runtime"])
-                    status = "reused"
-                else:
-                    run(ctx)
-                    data = {
-                        "onnx": ctx.onnx_path.name,
-                        "metrics": ctx.metrics.get(name),
-                        "runtime": ctx.runtime,
-                    }
-                    store.store(name, key, onnx_files(ctx.onnx_path), data)
-                    status = "built"
+
+            def build(name: str = name, run: Any = run) -> tuple[list[Path], dict[str, Any]]:
+                run(ctx)
+                data = {"onnx": ctx.onnx_path.name, "metrics": ctx.metrics.get(name), "runtime": ctx.runtime}
+                return onnx_files(ctx.onnx_path), data
+
+            folder, data, reused = store.get_or_build(name, key, build)
+            if reused:
+                ctx.onnx_path = folder / data["onnx"]
+                ctx.metrics[name] = data["metrics"]
+                ctx.runtime.update(data["runtime"])
+            status = "reused" if reused else "built"
             parent = key
         seconds = round(time.perf_counter() - start, 3)
         record[name] = {"status": status, "key": key, "seconds": seconds}

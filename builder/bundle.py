@@ -224,7 +224,12 @@ def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str,
         host = metrics["host"]
         lines += [
             f"{host['cpu']}, {bench['threads']} thread(s), provider {bench['provider']}, "
-            f"{bench['iterations']} iterations after {bench['warmup']} warm-up, interleaved with PyTorch.",
+            f"{bench['iterations']} timed calls after {bench['warmup']} warm-up"
+            + (
+                f", interleaved with {bench['baseline_iterations']} of the PyTorch model."
+                if bench.get("baseline_iterations")
+                else "."
+            ),
             "",
             "| batch | tokens | bundle p50 ms | bundle p99 ms | PyTorch p50 ms | speed-up (p50) | bundle items/s |",
             "| --- | --- | --- | --- | --- | --- | --- |",

@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,18 @@ class StageCache:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return final
+
+    def get_or_build(
+        self, stage: str, key: str, build: Callable[[], tuple[list[Path], dict[str, Any]]]
+    ) -> tuple[Path, dict[str, Any], bool]:
+        """The entry for key, built by `build()` (its files and record data) if it is missing or damaged.
+        Returns (entry folder, record data, reused)."""
+        with self.lock(stage, key):
+            entry = self.load(stage, key)
+            if entry is not None:
+                return self.entry(stage, key), entry["data"], True
+            files, data = build()
+            return self.store(stage, key, files, data), data, False
 
     def info(self) -> dict[str, Any]:
         stages: dict[str, Any] = {}

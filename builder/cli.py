@@ -51,6 +51,7 @@ def _build_app(argv: list[str]) -> None:
             )
         )
 
+    import builder.report  # noqa: F401  (registers the resolver that names sweep folders)
     from builder.config import CONF_DIR, override_problems
     from builder.errors import ConfigError
 

@@ -8,6 +8,7 @@ the jobs wrote, since under parallel launchers the jobs ran in other processes).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -173,8 +174,24 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def sweep_id(argv: list[str]) -> str:
+    """A sweep's folder name (`hydra.sweep.dir`), from its command line: content, not time, so different sweeps
+    into one output_dir keep their jobs and reports apart."""
+    args = sorted(a for a in argv if a not in ("-m", "--multirun"))
+    return hashlib.sha256("\0".join(args).encode()).hexdigest()[:12]
+
+
 try:  # the sweep callback needs Hydra (build-time); the report functions above do not
+    import sys
+
     from hydra.experimental.callback import Callback
+    from omegaconf import OmegaConf
+
+    # Registered on import, which also happens in launcher workers (they unpickle this callback). use_cache: the
+    # value resolved in the sweep's own process is copied by Hydra into every job's config, so workers started
+    # with another command line still see the sweep's id.
+    if not OmegaConf.has_resolver("builder_sweep_id"):
+        OmegaConf.register_new_resolver("builder_sweep_id", lambda: sweep_id(sys.argv[1:]), use_cache=True)
 
     class SweepReport(Callback):
         """At the end of a sweep: the report of what its jobs recorded (each job writes result.json into its
@@ -185,8 +202,6 @@ try:  # the sweep callback needs Hydra (build-time); the report functions above 
                 old.unlink()
 
         def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
-            import sys
-
             sweep = Path(config.hydra.sweep.dir)
             results = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/result.json"))]
             rows = []

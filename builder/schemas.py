@@ -90,9 +90,12 @@ class BenchmarkConfig:
     enabled: bool = True
     batch_sizes: list[int] = field(default_factory=lambda: [1])
     sequence_lengths: list[int] = field(default_factory=lambda: [128])
-    warmup: int = 10
-    iterations: int = 50
+    warmup: int = 5  # untimed calls of each, first
+    iterations: int = 50  # timed calls of the bundle
     baseline: bool = True
+    # Timed calls of the PyTorch baseline, spread evenly between the bundle's: it is several times slower, and
+    # its median only anchors the speed-up, so fewer calls keep the build quick.
+    baseline_iterations: int = 20
 
 
 @dataclass

@@ -96,6 +96,8 @@ def test_bundle_is_complete_verified_and_faithful(matrix: dict, case: tuple[str,
     bench = metrics["benchmark"]
     assert bench["measured"] and bench["results"][0]["bundle"]["p50_ms"] > 0
     assert bench["results"][0]["pytorch"]["p50_ms"] > 0
+    assert bench["results"][0]["bundle"]["calls"] == bench["iterations"]
+    assert bench["results"][0]["pytorch"]["calls"] == bench["baseline_iterations"]
     assert metrics["host"]["cpu"] and metrics["host"]["versions"]["onnxruntime"] == ort.__version__
 
     record = yaml.safe_load((folder / "build.yaml").read_text())

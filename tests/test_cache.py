@@ -71,7 +71,9 @@ def test_cache_info_and_clear(model: Path, tmp_path: Path) -> None:
     assert info.returncode == 0 and "export" in info.stdout and "quantize" in info.stdout
     assert "baseline-evaluation" in info.stdout
     cleared = run_builder("cache", "clear", "--dir", str(tmp_path / ".cache"))
-    assert cleared.returncode == 0 and "removed 4 cache entries" in cleared.stdout  # 3 stages + baseline score
+    assert (
+        cleared.returncode == 0 and "removed 4 cache entries" in cleared.stdout
+    )  # 3 stages + baseline score
     assert "(empty)" in run_builder("cache", "info", "--dir", str(tmp_path / ".cache")).stdout
 
 

@@ -83,3 +83,32 @@ def test_excluded_op_types_stay_float(tiny_models: dict, tmp_path: Path) -> None
     ops = [n.op_type for n in onnx.load(str(folder / "model.onnx")).graph.node]
     assert "Gather" in ops and "GatherBlockQuantized" not in ops
     assert read_json(folder / "metrics.json")["quantize"]["exclude_op_types"] == ["Gather"]
+
+
+def test_jobs_differing_only_in_weight_type_share_one_calibration(tiny_models: dict, tmp_path: Path) -> None:
+    common = [
+        f"model.source={tiny_models[('bert', 'text-classification')]}",
+        "task=text-classification",
+        "quantization=static",
+        "quantization.calibration.n=16",
+        "benchmark=none",
+        "evaluation=none",
+        "fidelity.min_agreement=0.5",
+    ]
+    proc = run_builder("-m", *common, "hardware=avx2,avx512_vnni", f"output_dir={tmp_path / 'sweep'}")
+    assert proc.returncode == 0, proc.stderr
+    jobs = {
+        read_json(f / "manifest.json")["runtime"]["hardware"]["name"]: f
+        for f in bundles_in(tmp_path / "sweep")
+    }
+    avx2, vnni = (read_json(jobs[h] / "metrics.json")["quantize"] for h in ("avx2", "avx512_vnni"))
+    assert (avx2["weight_type"], vnni["weight_type"]) == ("uint8", "int8")
+    assert avx2["calibration"]["key"] == vnni["calibration"]["key"]
+    assert sorted([avx2["calibration"]["reused"], vnni["calibration"]["reused"]]) == [False, True]
+
+    # Reused ranges give the same bytes as calibrating afresh with the cache off.
+    proc = run_builder(*common, "hardware=avx512_vnni", "cache_dir=null", f"output_dir={tmp_path / 'fresh'}")
+    assert proc.returncode == 0, proc.stderr
+    (fresh,) = bundles_in(tmp_path / "fresh")
+    assert read_json(fresh / "metrics.json")["quantize"]["calibration"]["reused"] is False
+    assert (fresh / "model.onnx").read_bytes() == (jobs["avx512_vnni"] / "model.onnx").read_bytes()

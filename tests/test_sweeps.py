@@ -48,7 +48,8 @@ def test_four_job_sweep_exports_once_and_reports(
     assert len(folders) == 4
     exports = [statuses(f)["export"] for f in folders]
     assert exports.count("built") == 1 and exports.count("reused") == 3
-    sweep = tmp_path / ".sweeps"
+    (sweep,) = (tmp_path / ".sweeps").iterdir()  # named by the sweep's command line
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir() and p.name[0] != ".") == ["0", "1", "2", "3"]
     rows = list(csv.DictReader((sweep / "report.csv").read_text().splitlines()))
     assert len(rows) == 4 and {r["status"] for r in rows} == {"published"}
     assert (sweep / "report.png").stat().st_size > 10_000

@@ -4,6 +4,7 @@ one run on the same inputs and thread count, per batch size and sequence length.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,23 +34,15 @@ def run(ctx: BuildContext) -> None:
     shapes = [(bs, sl) for bs in b.batch_sizes for sl in b.sequence_lengths if sl <= ctx.max_length]
     results = []
     try:
-        with tqdm(
-            total=len(shapes) * (b.warmup + b.iterations), desc="benchmark", leave=False, disable=None
-        ) as bar:
+        total = len(shapes) * (b.warmup + b.iterations)
+        with tqdm(total=total, desc="benchmark", leave=False, disable=None) as bar:
             for batch_size, seq_len in shapes:
                 feeds = _inputs(ctx.input_names, batch_size, seq_len, vocab, rng)
                 runners = {"bundle": lambda f=feeds: session.run(None, f)}
                 if baseline is not None:
                     tensors = tuple(torch.from_numpy(feeds[n]) for n in ctx.input_names)
                     runners["pytorch"] = lambda t=tensors: _torch_call(baseline, t)
-                times = {k: [] for k in runners}
-                for i in range(b.warmup + b.iterations):
-                    for name, call in runners.items():  # interleaved: noise hits both alike
-                        start = time.perf_counter()
-                        call()
-                        if i >= b.warmup:
-                            times[name].append(time.perf_counter() - start)
-                    bar.update()
+                times = _interleaved(runners, b.warmup, b.iterations, b.baseline_iterations, bar.update)
                 row = {"batch_size": batch_size, "sequence_length": seq_len}
                 row |= {name: stats(t, batch_size) for name, t in times.items()}
                 if "pytorch" in row:
@@ -63,8 +56,33 @@ def run(ctx: BuildContext) -> None:
         "provider": session.get_providers()[0],
         "warmup": b.warmup,
         "iterations": b.iterations,
+        "baseline_iterations": b.baseline_iterations if baseline is not None else 0,
         "results": results,
     }
+
+
+def _interleaved(
+    runners: dict, warmup: int, iterations: int, baseline_iterations: int, tick: Any
+) -> dict[str, list]:
+    """Seconds per call. `warmup` untimed calls of each, alternating; then `iterations` timed bundle calls with
+    the baseline's timed calls spread evenly between them, so host noise hits both alike."""
+    for _ in range(warmup):
+        for call in runners.values():
+            call()
+        tick()
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for i in range(iterations):
+        due = {
+            "bundle": 1,
+            "pytorch": (i + 1) * baseline_iterations // iterations - i * baseline_iterations // iterations,
+        }
+        for name, call in runners.items():
+            for _ in range(due[name]):
+                start = time.perf_counter()
+                call()
+                times[name].append(time.perf_counter() - start)
+        tick()
+    return times
 
 
 def _torch_call(model: torch.nn.Module, tensors: tuple[torch.Tensor, ...]) -> None:
@@ -82,6 +100,7 @@ def _inputs(names, batch_size: int, seq_len: int, vocab: int, rng: np.random.Gen
 def stats(seconds: list[float], batch_size: int) -> dict[str, float]:
     ms = np.asarray(seconds) * 1000.0
     return {
+        "calls": int(ms.size),
         "mean_ms": float(ms.mean()),
         "std_ms": float(ms.std()),
         "p50_ms": float(np.percentile(ms, 50)),

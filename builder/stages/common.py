@@ -34,6 +34,8 @@ class BuildContext:
     metrics: dict[str, Any] = field(default_factory=dict)
     runtime: dict[str, Any] = field(default_factory=dict)  # what the runtime needs to run the bundle
     evaluation_data: Any = None  # (examples, origin), loaded before any stage runs
+    stage_cache: Any = None  # the StageCache while a cacheable stage runs (its parts may cache too)
+    cache_parent: str | None = None  # that stage's input key
     _cache: dict[str, Any] = field(default_factory=dict)
 
     @property

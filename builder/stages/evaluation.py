@@ -126,13 +126,8 @@ def _baseline(
     }
     key = cache.stage_key("baseline-evaluation", parent, content, versions)
     store = cache.StageCache(ctx.cfg.cache_dir)
-    with store.lock("baseline-evaluation", key):
-        entry = store.load("baseline-evaluation", key)
-        if entry is not None:
-            return entry["data"] | {"_from_cache": True}
-        result = compute()
-        store.store("baseline-evaluation", key, [], result)
-        return result
+    _, result, reused = store.get_or_build("baseline-evaluation", key, lambda: ([], compute()))
+    return result | {"_from_cache": reused}
 
 
 def _progress(examples: list[dict[str, Any]], name: str) -> Any:

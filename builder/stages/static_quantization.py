@@ -55,8 +55,65 @@ class _Reader:
 
 
 def quantize(ctx: BuildContext, chosen: dict[str, Any], out: Path) -> dict[str, Any]:
-    from onnxruntime.quantization import CalibrationMethod, QuantType, create_calibrator
+    from onnxruntime.quantization import QuantType
     from onnxruntime.quantization.qdq_quantizer import QDQQuantizer
+
+    op_types = [op for op in chosen["op_types"] if op not in chosen["exclude_op_types"]]
+    typed, ranges, record = _calibrated(ctx, chosen, op_types)
+    if not len(ranges.data):
+        from builder.errors import StageError
+
+        raise StageError(
+            f"quantize: calibration found no {', '.join(op_types)} activations to measure in this graph"
+        )
+    quantizer = QDQQuantizer(
+        onnx.load(str(typed)),
+        chosen["per_channel"],
+        chosen["reduce_range"],
+        getattr(QuantType, QUANT_TYPES[chosen["weight_type"]]),
+        getattr(QuantType, QUANT_TYPES[chosen["activation_type"]]),
+        ranges,
+        [],
+        list(chosen["exclude_nodes"]),
+        op_types,
+        {
+            "DefaultTensorType": onnx.TensorProto.FLOAT,
+            "ActivationSymmetric": chosen["activation_type"] == "int8",
+        },
+    )
+    quantizer.quantize_model()
+    quantizer.model.topological_sort()  # the QDQ quantizer appends nodes out of order; keep the file valid ONNX
+    onnx.save_model(quantizer.model.model, str(out))
+    return {"calibration": record}
+
+
+def _calibrated(ctx: BuildContext, chosen: dict[str, Any], op_types: list[str]) -> tuple[Path, Any, dict]:
+    """The shape-typed graph and its activation ranges. They depend on the graph, the calibration data and
+    settings, not on the weight type: sweep jobs that differ only there (avx2 vs avx512_vnni) share one
+    calibration through the stage cache."""
+    work = Path(tempfile.mkdtemp(prefix="calibration-", dir=ctx.workdir))
+    if ctx.stage_cache is None or ctx.cache_parent is None:
+        typed, ranges, record = _calibrate(ctx, chosen, op_types, work)
+        return typed, ranges, record | {"reused": False}
+    from builder import bundle, cache
+    from builder.stages.quantize import cache_config
+
+    identity = {k: v for k, v in cache_config(ctx).items() if k != "quantization"}
+    identity |= {"op_types": op_types, "activation_type": chosen["activation_type"]}
+    key = cache.stage_key("calibration", ctx.cache_parent, identity, bundle.tool_versions())
+
+    def build() -> tuple[list[Path], dict]:
+        typed, ranges, record = _calibrate(ctx, chosen, op_types, work)
+        return [typed, save_ranges(ranges, work / "ranges.npz")], record
+
+    folder, record, reused = ctx.stage_cache.get_or_build("calibration", key, build)
+    return folder / "typed.onnx", load_ranges(folder / "ranges.npz"), record | {"reused": reused, "key": key}
+
+
+def _calibrate(
+    ctx: BuildContext, chosen: dict[str, Any], op_types: list[str], work: Path
+) -> tuple[Path, Any, dict]:
+    from onnxruntime.quantization import CalibrationMethod, create_calibrator
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     cal = ctx.cfg.quantization.calibration
@@ -79,12 +136,11 @@ def quantize(ctx: BuildContext, chosen: dict[str, Any], out: Path) -> dict[str, 
         options |= {"num_bins": cal.num_bins, "num_quantized_bins": cal.num_quantized_bins}
     elif cal.method == "percentile":
         options |= {"num_bins": cal.num_bins, "percentile": cal.percentile}
-    op_types = [op for op in chosen["op_types"] if op not in chosen["exclude_op_types"]]
-    with tempfile.TemporaryDirectory(dir=ctx.workdir) as tmp:
-        # Symbolic shape inference knows the fused contrib ops: without it their outputs have no type, and the
-        # calibrator silently skips every tensor they touch (leaving weight-only "static" quantization).
-        typed = Path(tmp) / "typed.onnx"
-        quant_pre_process(str(ctx.onnx_path), str(typed), skip_optimization=True, auto_merge=True)
+    # Symbolic shape inference knows the fused contrib ops: without it their outputs have no type, and the
+    # calibrator silently skips every tensor they touch (leaving weight-only "static" quantization).
+    typed = work / "typed.onnx"
+    quant_pre_process(str(ctx.onnx_path), str(typed), skip_optimization=True, auto_merge=True)
+    with tempfile.TemporaryDirectory(dir=work) as tmp:
         calibrator = create_calibrator(
             typed,
             op_types,
@@ -98,46 +154,48 @@ def quantize(ctx: BuildContext, chosen: dict[str, Any], out: Path) -> dict[str, 
             calibrator.collect_data(_Reader(batches[start : start + step]))
         ranges = calibrator.compute_data()
         del calibrator
-        model = onnx.load(str(typed))
-    if not len(ranges.data):
-        from builder.errors import StageError
-
-        raise StageError(
-            f"quantize: calibration found no {', '.join(op_types)} activations to measure in this graph"
-        )
-    quantizer = QDQQuantizer(
-        model,
-        chosen["per_channel"],
-        chosen["reduce_range"],
-        getattr(QuantType, QUANT_TYPES[chosen["weight_type"]]),
-        getattr(QuantType, QUANT_TYPES[chosen["activation_type"]]),
-        ranges,
-        [],
-        list(chosen["exclude_nodes"]),
-        op_types,
-        {
-            "DefaultTensorType": onnx.TensorProto.FLOAT,
-            "ActivationSymmetric": chosen["activation_type"] == "int8",
-        },
-    )
-    quantizer.quantize_model()
-    quantizer.model.topological_sort()  # the QDQ quantizer appends nodes out of order; keep the file valid ONNX
-    onnx.save_model(quantizer.model.model, str(out))
-    return {
-        "calibration": {
-            "method": cal.method,
-            "examples": len(encodings),
-            "tensors": len(ranges.data),
-            "batches": len(batches),
-            "collection_passes": -(-len(batches) // cal.chunk_batches),
-            "dataset": cal.dataset or ctx.cfg.evaluation.dataset,
-            **(
-                {"num_bins": cal.num_bins, "num_quantized_bins": cal.num_quantized_bins}
-                if cal.method == "entropy"
-                else {}
-            ),
-            **(
-                {"num_bins": cal.num_bins, "percentile": cal.percentile} if cal.method == "percentile" else {}
-            ),
-        }
+    record = {
+        "method": cal.method,
+        "examples": len(encodings),
+        "tensors": len(ranges.data),
+        "batches": len(batches),
+        "collection_passes": -(-len(batches) // cal.chunk_batches),
+        "dataset": cal.dataset or ctx.cfg.evaluation.dataset,
+        **(
+            {"num_bins": cal.num_bins, "num_quantized_bins": cal.num_quantized_bins}
+            if cal.method == "entropy"
+            else {}
+        ),
+        **({"num_bins": cal.num_bins, "percentile": cal.percentile} if cal.method == "percentile" else {}),
     }
+    return typed, ranges, record
+
+
+def save_ranges(ranges: Any, path: Path) -> Path:
+    """Activation ranges as plain arrays (no pickle), in the calibrator's tensor order."""
+    arrays: dict[str, np.ndarray] = {"method": np.array(ranges.calibration_method.name)}
+    for i, (name, data) in enumerate(ranges.data.items()):
+        arrays[f"{i}/name"] = np.array(name)
+        for attr in data._attrs:
+            arrays[f"{i}/{attr}"] = np.asarray(getattr(data, attr))  # 0-d arrays come back as numpy scalars
+    with open(path, "wb") as f:  # np.savez on a file object: no timestamped temp files
+        np.savez(f, **arrays)
+    return path
+
+
+def load_ranges(path: Path) -> Any:
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData
+
+    with np.load(path, allow_pickle=False) as npz:
+        fields: dict[int, dict[str, np.ndarray]] = {}
+        for key in npz.files:
+            if key != "method":
+                index, attr = key.split("/", 1)
+                fields.setdefault(int(index), {})[attr] = npz[key]
+        method = CalibrationMethod[str(npz["method"])]
+    data = {}
+    for index in sorted(fields):
+        attrs = fields[index]
+        name = str(attrs.pop("name"))
+        data[name] = TensorData(**{k: v[()] if v.ndim == 0 else v for k, v in attrs.items()})
+    return TensorsData(method, data)
