@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -23,8 +24,13 @@ NOT_IN_ID = ("output_dir", "cache_dir", "benchmark", "fidelity", "evaluation")
 TOOLS = ("torch", "transformers", "onnx", "onnxruntime")
 
 
+@functools.cache
+def _versions() -> tuple[tuple[str, str], ...]:
+    return (("builder", __version__), *((name, metadata.version(name)) for name in TOOLS))
+
+
 def tool_versions() -> dict[str, str]:
-    return {"builder": __version__} | {name: metadata.version(name) for name in TOOLS}
+    return dict(_versions())  # a fresh dict each call: callers may extend it
 
 
 def bundle_id(config: dict[str, Any], source_identity: dict[str, Any]) -> str:
