@@ -1,9 +1,10 @@
 """Question-answering latency, side by side in one run: builder's bundle pipeline vs Optimum's
 ORTModelForQuestionAnswering + transformers pipeline (the seed's recipe) on the same int8 model.onnx vs the
-PyTorch transformers pipeline. Batch 1, ~128 tokens, 2 threads. Each runs in its own worker process; the
-driver interleaves them round by round (rotating who goes first) and reports medians of round medians as
-ratios. Also: cold start of `python -c "import builder; builder.load(...)(...)"`, and whether Optimum's
-from_pretrained loads a builder bundle.
+PyTorch transformers pipeline; also Optimum's own int8 build of the same source model (export, ORTOptimizer
+O2, ORTQuantizer) through the same Optimum pipeline. Batch 1, ~128 tokens, 2 threads. Each runs in its own
+worker process; the driver interleaves them round by round (rotating who goes first) and reports medians of
+round medians as ratios. Also: cold start of `python -c "import builder; builder.load(...)(...)"`, and
+whether Optimum's from_pretrained loads a builder bundle.
 
     .venv/bin/python benchmarks/qa_latency.py [--rounds 7] [--calls 30] [--threads 2]
 
@@ -53,20 +54,21 @@ if kind in ("bundle", "session"):
         feeds = pad(b.tokenizer.encode([Q], [C]), b.engine.input_names, b.tokenizer.pad_id)
         answer = call()
         call = lambda: b.session.run(None, feeds) and answer
-elif kind == "optimum":
+elif kind in ("optimum", "optimum_recipe"):
     import onnxruntime as ort
     from optimum.onnxruntime import ORTModelForQuestionAnswering
     from transformers import AutoTokenizer, pipeline
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
-    m = ORTModelForQuestionAnswering.from_pretrained(bundle, file_name="model.onnx", session_options=options)
-    p = pipeline("question-answering", model=m, tokenizer=AutoTokenizer.from_pretrained(bundle))
+    folder, name = (bundle, "model.onnx") if kind == "optimum" else (model.split("::")[1], model.split("::")[2])
+    m = ORTModelForQuestionAnswering.from_pretrained(folder, file_name=name, session_options=options)
+    p = pipeline("question-answering", model=m, tokenizer=AutoTokenizer.from_pretrained(folder))
     call = lambda: p(question=Q, context=C)
 else:
     import torch
     from transformers import pipeline
     torch.set_num_threads(threads)
-    p = pipeline("question-answering", model=model, device="cpu")
+    p = pipeline("question-answering", model=model.split("::")[0], device="cpu")
     call = lambda: p(question=Q, context=C)
 answer = call()
 print("ready " + json.dumps({k: (float(v) if k == "score" else v) for k, v in answer.items()}), flush=True)
@@ -77,6 +79,46 @@ for line in sys.stdin:
         t = time.perf_counter(); call(); times.append(time.perf_counter() - t)
     print(statistics.median(times) * 1000, flush=True)
 """
+
+
+# Optimum's own int8 recipe for the same source model, as its docs give it: export, ORTOptimizer at O2, then
+# ORTQuantizer dynamic avx512_vnni. Falls back to quantizing the unoptimized export if the optimized graph fails.
+RECIPE = r"""
+import json, sys
+from pathlib import Path
+model_dir, out = sys.argv[1], Path(sys.argv[2])
+from optimum.onnxruntime import ORTModelForQuestionAnswering, ORTOptimizer, ORTQuantizer
+from optimum.onnxruntime.configuration import AutoQuantizationConfig, OptimizationConfig
+from transformers import AutoTokenizer
+tokenizer = AutoTokenizer.from_pretrained(model_dir)
+exported = ORTModelForQuestionAnswering.from_pretrained(model_dir, export=True)
+exported.save_pretrained(out / "exported"); tokenizer.save_pretrained(out / "exported")
+ORTOptimizer.from_pretrained(exported).optimize(OptimizationConfig(optimization_level=2), save_dir=out / "optimized")
+qconfig = AutoQuantizationConfig.avx512_vnni(is_static=False, per_channel=False)
+steps = "export, ORTOptimizer O2, ORTQuantizer avx512_vnni dynamic"
+try:
+    ORTQuantizer.from_pretrained(out / "optimized").quantize(save_dir=out / "quantized", quantization_config=qconfig)
+except Exception as e:
+    steps = f"export, ORTQuantizer avx512_vnni dynamic (quantizing the O2 graph failed: {type(e).__name__})"
+    ORTQuantizer.from_pretrained(out / "exported").quantize(save_dir=out / "quantized", quantization_config=qconfig)
+tokenizer.save_pretrained(out / "quantized")
+(name,) = [p.name for p in (out / "quantized").glob("*.onnx")]
+print(json.dumps({"file": name, "steps": steps}))
+"""
+
+
+def optimum_recipe(peer_python: Path, model_dir: Path) -> dict:
+    out = RESULTS / "optimum-recipe"
+    record = out / "recipe.json"
+    if not record.exists():
+        proc = subprocess.run(
+            [str(peer_python), "-c", RECIPE, str(model_dir), str(out)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        record.write_text(proc.stdout.strip().splitlines()[-1])
+    return json.loads(record.read_text()) | {"folder": str(out / "quantized")}
 
 
 def ensure_peer_venv() -> Path:
@@ -137,17 +179,20 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     peer_python = ensure_peer_venv()
     model_dir, bundle = prepare(args.threads)
+    recipe = optimum_recipe(peer_python, model_dir)
     pair = json.dumps([QUESTION, CONTEXT])
     pythons = {
         "bundle": sys.executable,
         "optimum": str(peer_python),
+        "optimum_recipe": str(peer_python),
         "pytorch": str(peer_python),
         "session": sys.executable,
     }
+    model_arg = f"{model_dir}::{recipe['folder']}::{recipe['file']}"
     workers, answers = {}, {}
     for kind, python in pythons.items():
         proc = subprocess.Popen(
-            [python, "-c", WORKER, kind, str(bundle), str(model_dir), str(args.threads), pair],
+            [python, "-c", WORKER, kind, str(bundle), model_arg, str(args.threads), pair],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -183,6 +228,8 @@ def main() -> None:
         **timing,
         "ratio_to_optimum": p50["bundle"] / p50["optimum"],
         "ratio_to_pytorch": p50["bundle"] / p50["pytorch"],
+        "ratio_to_optimum_recipe": p50["bundle"] / p50["optimum_recipe"],
+        "optimum_recipe": recipe,
         "cold_start_s": cold,
         "answers": answers,
         "optimum_loads_bundle": True,  # the optimum worker loaded it with ORTModelForQuestionAnswering
@@ -201,6 +248,9 @@ def main() -> None:
         "",
         f"pipeline overhead over session.run alone: bundle {p50['bundle'] - p50['session']:.2f} ms, "
         f"Optimum + transformers pipeline {p50['optimum'] - p50['session']:.2f} ms",
+        f"optimum = Optimum + transformers pipeline on the bundle's own int8 model.onnx; optimum_recipe = the same "
+        f"pipeline on Optimum's own int8 build of the source model ({recipe['steps']}); session = the bundle's "
+        "session.run alone on pre-tokenized input (the floor)",
         f"cold start (python -c 'import builder; builder.load(...)(...)', whole process): {cold:.2f} s",
         f"Optimum ORTModelForQuestionAnswering.from_pretrained(bundle): loads; same answer as the bundle: "
         f"{result['same_answer_as_optimum']} ({answers['bundle']} vs {answers['optimum']})",

@@ -1,7 +1,7 @@
 """Wall time of a 6-bundle sweep of the default model (2 hardware x 3 quantization, one `builder -m`, shared
 stage cache) vs the same 6 bundles as separate fresh builds (one process each, no cache), in one run.
 
-    .venv/bin/python benchmarks/sweep_walltime.py [--launcher basic|joblib] [--rounds 3]
+    .venv/bin/python benchmarks/sweep_walltime.py [--launcher basic|joblib] [--rounds 3] [OVERRIDE ...]
 
 Target (issue 5): sweep <= 0.4x the separate builds. Writes benchmarks/results/sweep_walltime.{json,md}.
 """
@@ -41,7 +41,8 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=3, help="rounds; each runs both sides, order alternating"
     )
-    args = parser.parse_args()
+    parser.add_argument("overrides", nargs="*", help="config overrides for every build, e.g. benchmark=none")
+    args = parser.parse_intermixed_args()
     root = Path(tempfile.mkdtemp(prefix="sweep-bench-"))
     launcher = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"] if args.launcher == "joblib" else []
     fresh = itertools.count()
@@ -57,6 +58,7 @@ def main() -> None:
                         f"quantization={q}",
                         "cache_dir=null",
                         f"output_dir={out / f'{hw}-{q}'}",
+                        *args.overrides,
                     ]
                 )
                 for hw, q in itertools.product(HARDWARE, QUANTIZATION)
@@ -73,6 +75,7 @@ def main() -> None:
                 f"hardware={','.join(HARDWARE)}",
                 f"quantization={','.join(QUANTIZATION)}",
                 f"output_dir={out}",
+                *args.overrides,
             ]
         )
         shutil.rmtree(out, ignore_errors=True)
@@ -85,6 +88,7 @@ def main() -> None:
     ratios = [w / s for w, s in zip(seconds["sweep"], seconds["separate"], strict=True)]
     result = {
         "launcher": args.launcher,
+        "overrides": args.overrides,
         "rounds": args.rounds,
         "separate_s": seconds["separate"],
         "separate_per_build_s": per_build,
@@ -93,16 +97,18 @@ def main() -> None:
         "ratio": statistics.median(seconds["sweep"]) / statistics.median(seconds["separate"]),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "sweep_walltime.json").write_text(json.dumps(result, indent=2))
+    stem = "sweep_walltime" + "".join(f"-{o.replace('=', '_')}" for o in args.overrides)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2))
     md = (
-        f"6 bundles (hardware {'/'.join(HARDWARE)} x quantization {'/'.join(QUANTIZATION)}), default model, "
+        f"6 bundles (hardware {'/'.join(HARDWARE)} x quantization {'/'.join(QUANTIZATION)}), default model"
+        f"{' with ' + ' '.join(args.overrides) if args.overrides else ''}, "
         f"{args.rounds} rounds in alternating order: separate fresh builds median "
         f"{statistics.median(seconds['separate']):.1f} s ({', '.join(f'{s:.1f}' for s in seconds['separate'])}); "
         f"one sweep ({args.launcher} launcher, shared stage cache) median {statistics.median(seconds['sweep']):.1f} s "
         f"({', '.join(f'{s:.1f}' for s in seconds['sweep'])}) = {result['ratio']:.2f}x "
         f"(per round {', '.join(f'{r:.2f}' for r in ratios)})"
     )
-    (RESULTS / "sweep_walltime.md").write_text(md + "\n")
+    (RESULTS / f"{stem}.md").write_text(md + "\n")
     print(md)
 
 

@@ -9,6 +9,7 @@ combinations, a missing model folder, an unwritable output folder.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tempfile
 from importlib import resources
 from pathlib import Path
@@ -84,6 +85,7 @@ def override_problems(args: list[str]) -> list[str]:
     import typing
 
     problems = []
+    sweeping = "-m" in args or "--multirun" in args
     for arg in args:
         if arg.startswith("-") or "=" not in arg:
             continue
@@ -115,10 +117,20 @@ def override_problems(args: list[str]) -> list[str]:
                 problems.append(f"{key}: {'.'.join(parts[: depth + 1])} is a value, it has no keys below it")
             elif arg.startswith("~"):
                 pass
-            elif (err := _type_problem(kind, value)) is not None:
-                problems.append(f"{key}={value}: {err}")
+            else:
+                for item in _sweep_items(value) if sweeping else [value]:
+                    if (err := _type_problem(kind, item)) is not None:
+                        problems.append(f"{key}={item}: {err}")
             break
     return problems
+
+
+def _sweep_items(value: str) -> list[str]:
+    """The values a `-m` override sweeps over: `a,b,c` gives each; Hydra's sweep functions (range(...),
+    choice(...), ...), lists and quoted strings are left to Hydra's own parser."""
+    if re.match(r"\s*\w+\(", value) or value.lstrip()[:1] in ("[", "{", "'", '"'):
+        return []
+    return [item.strip() for item in value.split(",")]
 
 
 def _type_problem(kind: Any, value: str) -> str | None:

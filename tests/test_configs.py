@@ -132,3 +132,11 @@ def test_command_line_keys_and_types_are_checked_before_composing() -> None:
     assert "Did you mean optimization?" in problems[1]
     assert "expected an integer" in problems[2]
     assert "expected true or false" in problems[3]
+
+
+def test_sweep_overrides_are_checked_value_by_value() -> None:
+    assert override_problems(["-m", "quantization.per_channel=true,false", "benchmark.warmup=range(1,4)"]) == []
+    problems = override_problems(["--multirun", "benchmark.iterations=10,many,50"])
+    assert problems == ["benchmark.iterations=many: expected an integer"]
+    # Without -m a comma list is one (wrong) value.
+    assert override_problems(["quantization.per_channel=true,false"]) != []
