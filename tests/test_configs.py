@@ -135,7 +135,9 @@ def test_command_line_keys_and_types_are_checked_before_composing() -> None:
 
 
 def test_sweep_overrides_are_checked_value_by_value() -> None:
-    assert override_problems(["-m", "quantization.per_channel=true,false", "benchmark.warmup=range(1,4)"]) == []
+    assert (
+        override_problems(["-m", "quantization.per_channel=true,false", "benchmark.warmup=range(1,4)"]) == []
+    )
     problems = override_problems(["--multirun", "benchmark.iterations=10,many,50"])
     assert problems == ["benchmark.iterations=many: expected an integer"]
     # Without -m a comma list is one (wrong) value.
