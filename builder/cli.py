@@ -61,6 +61,7 @@ def _build_app(argv: list[str]) -> None:
 
     @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
     def app(cfg: Any) -> None:
+        started.append(True)
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
@@ -91,8 +92,14 @@ def _build_app(argv: list[str]) -> None:
         if sweeping:
             _job_result({"status": "published", "bundle": str(path)})
 
+    started: list[bool] = []
     sys.argv = [sys.argv[0], *argv]
-    app()
+    try:
+        app()
+    except ValueError as e:  # Hydra's own command-line checks (e.g. -m with --cfg) raise before any job
+        if started or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        sys.exit(_fail(ConfigError([f"{e}. See `builder --help`."])))
 
 
 def _job_result(result: dict[str, Any]) -> None:

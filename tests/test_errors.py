@@ -35,6 +35,11 @@ def test_misspelled_key_and_wrong_type_reported_together(tmp_path: Path) -> None
     assert "2 configuration problems" in text
 
 
+def test_conflicting_hydra_flags_give_one_message(tmp_path: Path) -> None:
+    proc = run_builder("-m", "quantization=none,dynamic", "--cfg", "job", f"output_dir={tmp_path}")
+    fails_cleanly(proc, tmp_path, "Only one of --run, --multirun, --cfg")
+
+
 def test_added_unknown_key_rejected(tmp_path: Path) -> None:
     proc = run_builder("+model.colour=red", f"output_dir={tmp_path}")
     fails_cleanly(proc, tmp_path, "model.colour", "unknown key")
