@@ -36,7 +36,7 @@ def test_misspelled_key_and_wrong_type_reported_together(tmp_path: Path) -> None
 
 
 def test_conflicting_hydra_flags_give_one_message(tmp_path: Path) -> None:
-    proc = run_builder("-m", "quantization=none,dynamic", "--cfg", "job", f"output_dir={tmp_path}")
+    proc = run_builder("-m", "quantization=none,dynamic", f"output_dir={tmp_path}", "--cfg", "job")
     fails_cleanly(proc, tmp_path, "Only one of --run, --multirun, --cfg")
 
 
