@@ -230,7 +230,7 @@ def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str,
         host = metrics["host"]
         lines += [
             f"{host['cpu']}, {bench['threads']} thread(s), provider {bench['provider']}, "
-            f"{bench['iterations']} timed calls after {bench['warmup']} warm-up"
+            f"{bench['iterations']} timed calls after {bench['warmup']} warm-up calls"
             + (
                 f", interleaved with {bench['baseline_iterations']} of the PyTorch model."
                 if bench.get("baseline_iterations")

@@ -210,8 +210,9 @@ def _cache(argv: list[str]) -> int:
         return 0
     info = store.info()
     print(f"stage cache {info['root']}")
+    width = max((len(stage) for stage in info["stages"]), default=0)
     for stage, s in info["stages"].items():
-        print(f"  {stage:<10} {s['entries']:>4} entries  {s['bytes'] / 1e6:8.1f} MB")
+        print(f"  {stage:<{width}} {s['entries']:>4} entries  {s['bytes'] / 1e6:8.1f} MB")
     if not info["stages"]:
         print("  (empty)")
     return 0
