@@ -142,3 +142,24 @@ def test_sweep_overrides_are_checked_value_by_value() -> None:
     assert problems == ["benchmark.iterations=many: expected an integer"]
     # Without -m a comma list is one (wrong) value.
     assert override_problems(["quantization.per_channel=true,false"]) != []
+
+
+@pytest.mark.parametrize("launcher", ["slurm", "joblib", "submitit_local"])
+def test_launcher_configs_compose(launcher: str) -> None:
+    """The documented cluster launcher (and the local ones) compose against the installed plugins, and the
+    sweep folder resolves to a content-named folder under output_dir."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    import builder.report  # noqa: F401  (the resolver naming sweep folders)
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    target = cfg.hydra.launcher._target_
+    expected = {"slurm": "SlurmLauncher", "joblib": "JoblibLauncher", "submitit_local": "LocalLauncher"}
+    assert target.endswith(expected[launcher])
+    if launcher == "slurm":
+        assert cfg.hydra.launcher.partition and cfg.hydra.launcher.gpus_per_node == 0
+    sweep_dir = Path(str(cfg.hydra.sweep.dir))
+    assert sweep_dir.parent == Path(cfg.output_dir) / ".sweeps" and len(sweep_dir.name) == 12
