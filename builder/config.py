@@ -265,10 +265,11 @@ def _value_problems(cfg: DictConfig) -> list[str]:
     for key in ("batch_sizes", "sequence_lengths"):
         if not b[key] or any(v < 1 for v in b[key]):
             p.append(f"benchmark.{key}={list(b[key])}: give one or more positive integers")
-    if b.iterations < 1 or b.baseline_iterations < 1 or b.warmup < 0:
+    if b.iterations < 1 or b.baseline_iterations < 1 or b.rounds < 1 or b.warmup < 0:
         p.append(
             f"benchmark.iterations={b.iterations}, benchmark.baseline_iterations={b.baseline_iterations}, "
-            f"benchmark.warmup={b.warmup}: the iterations must be >= 1 and the warm-up >= 0"
+            f"benchmark.rounds={b.rounds}, benchmark.warmup={b.warmup}: iterations and rounds must be >= 1, "
+            "the warm-up >= 0"
         )
     ev = cfg.evaluation
     if ev.max_samples is not None and ev.max_samples < 1:

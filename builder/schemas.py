@@ -93,9 +93,10 @@ class BenchmarkConfig:
     warmup: int = 5  # untimed calls of each, first
     iterations: int = 50  # timed calls of the bundle
     baseline: bool = True
-    # Timed calls of the PyTorch baseline, spread evenly between the bundle's: it is several times slower, and
-    # its median only anchors the speed-up, so fewer calls keep the build quick.
+    # Timed calls of the PyTorch baseline: it is several times slower, and its median only anchors the
+    # speed-up, so fewer calls keep the build quick.
     baseline_iterations: int = 20
+    rounds: int = 5  # the timed calls come in this many alternating blocks per side
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """benchmark: latency and throughput of the bundle's session and of the PyTorch baseline, interleaved in
-one run on the same inputs and thread count, per batch size and sequence length."""
+one run on the same inputs and thread count (in alternating blocks of back-to-back calls), per batch size and
+sequence length."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def run(ctx: BuildContext) -> None:
                 if baseline is not None:
                     tensors = tuple(torch.from_numpy(feeds[n]) for n in ctx.input_names)
                     runners["pytorch"] = lambda t=tensors: _torch_call(baseline, t)
-                times = _interleaved(runners, b.warmup, b.iterations, b.baseline_iterations, bar.update)
+                counts = {"bundle": b.iterations, "pytorch": b.baseline_iterations}
+                times = _interleaved(runners, b.warmup, b.rounds, counts, bar.update)
                 row = {"batch_size": batch_size, "sequence_length": seq_len}
                 row |= {name: stats(t, batch_size) for name, t in times.items()}
                 if "pytorch" in row:
@@ -57,31 +59,45 @@ def run(ctx: BuildContext) -> None:
         "warmup": b.warmup,
         "iterations": b.iterations,
         "baseline_iterations": b.baseline_iterations if baseline is not None else 0,
+        "rounds": b.rounds,
+        "settle_calls": SETTLE if baseline is not None else 0,
         "results": results,
     }
 
 
+# Untimed calls each time the loop switches sides. Measured here (MiniLM, 2 threads): the first calls after the
+# other side ran are slowed by its still-spinning threads and its cache footprint, up to 2x for the bundle and
+# 2.3x for PyTorch (which needs 3 calls to settle); calling them one for one would time that interference.
+SETTLE = 3
+
+
 def _interleaved(
-    runners: dict, warmup: int, iterations: int, baseline_iterations: int, tick: Any
+    runners: dict, warmup: int, rounds: int, counts: dict[str, int], tick: Any
 ) -> dict[str, list]:
-    """Seconds per call. `warmup` untimed calls of each, alternating; then `iterations` timed bundle calls with
-    the baseline's timed calls spread evenly between them, so host noise hits both alike."""
-    for _ in range(warmup):
-        for call in runners.values():
+    """Seconds per call. `warmup` untimed calls of each side in a block; then `rounds` rounds in which each side in turn makes
+    SETTLE untimed calls and then its share of `counts` timed calls back to back. Each side is
+    timed in its steady state, and both are sampled across the whole run, so slow drifts of the host's load
+    hit both alike."""
+    for name, call in runners.items():
+        for _ in range(warmup):
             call()
-        tick()
+            if name == "bundle":
+                tick()
     times: dict[str, list[float]] = {name: [] for name in runners}
-    for i in range(iterations):
-        due = {
-            "bundle": 1,
-            "pytorch": (i + 1) * baseline_iterations // iterations - i * baseline_iterations // iterations,
-        }
-        for name, call in runners.items():
-            for _ in range(due[name]):
+    for r in range(rounds):
+        for name in runners:  # blocks alternate sides: each block follows one of the other side
+            n = counts[name]
+            share = n * (r + 1) // rounds - n * r // rounds
+            if not share:
+                continue
+            for _ in range(SETTLE if len(runners) > 1 else 0):
+                runners[name]()
+            for _ in range(share):
                 start = time.perf_counter()
-                call()
+                runners[name]()
                 times[name].append(time.perf_counter() - start)
-        tick()
+                if name == "bundle":
+                    tick()
     return times
 
 
