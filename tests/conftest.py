@@ -44,3 +44,15 @@ def bundles_in(root: Path) -> list[Path]:
 
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+BUILD_TIME_PACKAGES = ("torch", "transformers", "hydra", "datasets", "omegaconf")
+
+
+def run_without_build_packages(code: str) -> None:
+    """Run `code` in a fresh interpreter, then assert no build-time package was imported by it."""
+    check = f"\nheavy = [m for m in {BUILD_TIME_PACKAGES!r} if m in sys.modules]\nassert not heavy, heavy\n"
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys\n" + code + check], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr

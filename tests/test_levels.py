@@ -9,7 +9,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from conftest import bundles_in, read_json, run_builder
+from conftest import bundles_in, read_json, run_builder, run_without_build_packages
 
 
 @pytest.fixture(scope="module")
@@ -83,11 +83,8 @@ def test_runtime_loads_a_bundle_without_build_time_packages(
         f"b = builder.load({str(folder)!r})\n"
         "e = b(['hello world', 'a second, longer text'])\n"
         "assert e.shape[0] == 2 and np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-4)\n"
-        "heavy = [m for m in ('torch', 'transformers', 'hydra', 'datasets', 'omegaconf') if m in sys.modules]\n"
-        "assert not heavy, heavy\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    run_without_build_packages(code)
 
 
 def test_wheel_ships_every_config(tmp_path: Path) -> None:
