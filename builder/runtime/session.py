@@ -33,4 +33,17 @@ def create_session(model_path: str | Path, hardware: Mapping[str, Any]) -> ort.I
     options.intra_op_num_threads = int(hardware.get("intra_op_threads") or 0)
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only: ORT's warnings about unused initializers are noise here
-    return ort.InferenceSession(str(model_path), sess_options=options, providers=providers_for(hardware))
+    providers = providers_for(hardware)
+    session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
+    # A provider compiled into the build can still fail to start (CUDA or cuDNN libraries not found):
+    # ONNX Runtime then runs on the CPU and only logs it, below the severity shown above.
+    started = session.get_providers()
+    failed = [p for p in providers if p not in started]
+    if failed:
+        warnings.warn(
+            f"{', '.join(failed)} is in this onnxruntime build but did not start (are the CUDA and cuDNN "
+            f"libraries it needs on the library path? see onnxruntime.preload_dlls); running on {started[0]}.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return session
