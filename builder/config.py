@@ -257,6 +257,11 @@ def _value_problems(cfg: DictConfig) -> list[str]:
         p.append("quantization.calibration.n, .batch_size and .chunk_batches must be >= 1")
     if not 0 < cal.percentile <= 100:
         p.append(f"quantization.calibration.percentile={cal.percentile}: between 0 and 100")
+    from builder.runtime.session import SESSION_OPTIMIZATIONS
+
+    _choice(
+        p, "hardware.session_optimization", cfg.hardware.session_optimization, tuple(SESSION_OPTIMIZATIONS)
+    )
     if cfg.hardware.intra_op_threads < 0:
         p.append(f"hardware.intra_op_threads={cfg.hardware.intra_op_threads}: use 0 (default) or more")
     if not 14 <= cfg.export.opset <= 21:

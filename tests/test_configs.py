@@ -95,14 +95,20 @@ def test_validation_reports_every_problem_at_once(tmp_path: Path) -> None:
             "optimization.level=O9",
             "quantization.method=xyz",
             "task.name=translation",
+            "hardware.session_optimization=max",
             f"output_dir={tmp_path}",
         ]
     )
     with pytest.raises(ConfigError) as err:
         validate(cfg)
     text = str(err.value)
-    assert len(err.value.problems) == 3
-    for key in ("optimization.level='O9'", "quantization.method='xyz'", "task.name='translation'"):
+    assert len(err.value.problems) == 4
+    for key in (
+        "optimization.level='O9'",
+        "quantization.method='xyz'",
+        "task.name='translation'",
+        "hardware.session_optimization='max' is not one of: disable, basic, extended, all",
+    ):
         assert key in text
 
 

@@ -111,6 +111,35 @@ def test_wheel_ships_every_config(tmp_path: Path) -> None:
         assert f"builder/conf/{yaml_file.relative_to(root / 'conf').as_posix()}" in names
 
 
+def test_sessions_follow_the_hardware_profile(tiny_models: dict, tmp_path: Path) -> None:
+    import onnxruntime
+
+    import builder
+
+    model = tiny_models[("distilbert", "token-classification")]
+    folder = builder.build(
+        overrides=[
+            f"model.source={model}",
+            "task=token-classification",
+            "optimization=none",
+            "quantization=none",
+            "evaluation=none",
+            "benchmark=none",
+            "hardware=avx2",
+            "hardware.intra_op_threads=1",
+            "hardware.session_optimization=basic",
+            f"output_dir={tmp_path}",
+            "cache_dir=null",
+        ],
+        quiet=True,
+    )
+    options = builder.load(folder).session.get_session_options()
+    assert options.intra_op_num_threads == 1
+    assert options.graph_optimization_level == onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    options = builder.load(folder, intra_op_threads=2).session.get_session_options()
+    assert options.intra_op_num_threads == 2
+
+
 def test_gpu_bundle_falls_back_to_cpu_with_a_warning(levels: dict[str, Path]) -> None:
     import onnxruntime
 

@@ -9,6 +9,14 @@ from typing import Any
 
 import onnxruntime as ort
 
+# hardware.session_optimization: the graph optimizations ONNX Runtime applies when it loads the model
+SESSION_OPTIMIZATIONS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+
 
 def providers_for(hardware: Mapping[str, Any]) -> list[str]:
     """The profile's providers that this onnxruntime build has, CPU always last as the fallback."""
@@ -31,7 +39,7 @@ def providers_for(hardware: Mapping[str, Any]) -> list[str]:
 def create_session(model_path: str | Path, hardware: Mapping[str, Any]) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(hardware.get("intra_op_threads") or 0)
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.graph_optimization_level = SESSION_OPTIMIZATIONS[hardware.get("session_optimization") or "all"]
     options.log_severity_level = 3  # errors only: ORT's warnings about unused initializers are noise here
     providers = providers_for(hardware)
     session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)

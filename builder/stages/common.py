@@ -150,7 +150,8 @@ class BuildContext:
             "pooling": self.pooling if feature else None,
             "normalize": bool(cfg.task.normalize) if feature else None,
             "hardware": {
-                k: _plain(cfg.hardware[k]) for k in ("name", "device", "providers", "intra_op_threads")
+                k: _plain(cfg.hardware[k])
+                for k in ("name", "device", "providers", "intra_op_threads", "session_optimization")
             },
             "quantization": quantization_settings(cfg),
             "optimization": cfg.optimization.level,
