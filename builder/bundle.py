@@ -232,7 +232,8 @@ def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str,
             f"{host['cpu']}, {bench['threads']} thread(s), provider {bench['provider']}, "
             f"{bench['iterations']} timed calls after {bench['warmup']} warm-up calls"
             + (
-                f", and {bench['baseline_iterations']} of the PyTorch model, in {bench['rounds']} alternating "
+                f", and {bench['baseline_iterations']} of the PyTorch model "
+                f"(on {'the GPU' if bench.get('baseline_device') == 'cuda' else 'the CPU'}), in {bench['rounds']} alternating "
                 f"rounds of back-to-back calls (each block after {bench['settle_calls']} settling calls)."
                 if bench.get("baseline_iterations")
                 else "."

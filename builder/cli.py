@@ -126,7 +126,8 @@ def summary(path: Path) -> str:
         shape = f"batch {r['batch_size']}, {r['sequence_length']} tokens, {bench['threads']} thread(s)"
         if "pytorch" in r:
             lines.append(
-                f"latency   p50 {r['bundle']['p50_ms']:.2f} ms vs PyTorch {r['pytorch']['p50_ms']:.2f} ms "
+                f"latency   p50 {r['bundle']['p50_ms']:.2f} ms vs PyTorch"
+                f"{' on the GPU' if bench.get('baseline_device') == 'cuda' else ''} {r['pytorch']['p50_ms']:.2f} ms "
                 f"({r['speedup_p50']:.2f}x faster) [{shape}]"
             )
         else:

@@ -27,7 +27,16 @@ def run(ctx: BuildContext) -> None:
         return
     threads = hw.intra_op_threads or cpu_info()["physical_cores"] or 1
     session = create_session(ctx.onnx_path, hw)
-    baseline = ctx.torch_model(eager=False) if b.baseline else None
+    provider = session.get_providers()[0]
+    if hw.device == "cuda" and provider != "CUDAExecutionProvider":  # a GPU, but an onnxruntime without CUDA
+        ctx.metrics["benchmark"] = {
+            "measured": False,
+            "reason": f"onnxruntime here runs hardware={hw.name} on {provider} (install onnxruntime-gpu)",
+        }
+        return
+    # The baseline runs where users would run PyTorch for this hardware: a cuda bundle against the GPU.
+    device = "cuda" if hw.device == "cuda" else "cpu"
+    baseline = ctx.torch_model(eager=False, device=device) if b.baseline else None
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
@@ -42,7 +51,7 @@ def run(ctx: BuildContext) -> None:
                 runners = {"bundle": lambda f=feeds: session.run(None, f)}
                 if baseline is not None:
                     tensors = tuple(torch.from_numpy(feeds[n]) for n in ctx.input_names)
-                    runners["pytorch"] = lambda t=tensors: _torch_call(baseline, t)
+                    runners["pytorch"] = lambda t=tensors: _torch_call(baseline, t, device)
                 counts = {"bundle": b.iterations, "pytorch": b.baseline_iterations}
                 times = _interleaved(runners, b.warmup, b.rounds, counts, bar.update)
                 row = {"batch_size": batch_size, "sequence_length": seq_len}
@@ -55,7 +64,8 @@ def run(ctx: BuildContext) -> None:
     ctx.metrics["benchmark"] = {
         "measured": True,
         "threads": threads,
-        "provider": session.get_providers()[0],
+        "provider": provider,
+        "baseline_device": device if baseline is not None else None,
         "warmup": b.warmup,
         "iterations": b.iterations,
         "baseline_iterations": b.baseline_iterations if baseline is not None else 0,
@@ -101,9 +111,13 @@ def _interleaved(
     return times
 
 
-def _torch_call(model: torch.nn.Module, tensors: tuple[torch.Tensor, ...]) -> None:
+def _torch_call(model: torch.nn.Module, tensors: tuple[torch.Tensor, ...], device: str = "cpu") -> None:
     with torch.inference_mode():
-        model(*tensors)
+        out = model(*(t.to(device) for t in tensors))
+        if (
+            device != "cpu"
+        ):  # host inputs in, host outputs back, as the bundle's session.run does; waits for the GPU
+            [o.cpu() for o in out]
 
 
 def _inputs(names, batch_size: int, seq_len: int, vocab: int, rng: np.random.Generator) -> dict:  # type: ignore[no-untyped-def]

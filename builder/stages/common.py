@@ -65,7 +65,7 @@ class BuildContext:
 
         return self._memo("tokenizer", load)
 
-    def torch_model(self, eager: bool) -> torch.nn.Module:
+    def torch_model(self, eager: bool, device: str = "cpu") -> torch.nn.Module:
         """The task model in eval mode. eager=True is the attention form ONNX Runtime can fuse;
         eager=False is the transformers default (sdpa), the baseline users would otherwise run."""
 
@@ -77,12 +77,13 @@ class BuildContext:
                 eager,
                 self.input_names,
                 self.pooling,
+                device,
             )
             if key in _LOADED:  # sweep jobs in one process share the model they all read
                 return _LOADED[key]
             module = _load()
             _LOADED[key] = module
-            while len(_LOADED) > 2:
+            while len(_LOADED) > 3:  # eager (export), default (baselines), and on a GPU a cuda copy
                 _LOADED.pop(next(iter(_LOADED)))
             return module
 
@@ -96,9 +97,9 @@ class BuildContext:
             model = cls.from_pretrained(
                 self.source.path, trust_remote_code=self.cfg.model.trust_remote_code, **kwargs
             )
-            return TaskModule(model.eval(), self.task, self.input_names, self.pooling).eval()
+            return TaskModule(model.eval(), self.task, self.input_names, self.pooling).to(device).eval()
 
-        return self._memo(f"torch_model_eager={eager}", load)
+        return self._memo(f"torch_model_eager={eager}_{device}", load)
 
     @property
     def input_names(self) -> tuple[str, ...]:
