@@ -73,13 +73,23 @@ def gpu_names() -> tuple[str, ...]:
 
 
 def host_capabilities() -> dict[str, Any]:
+    import onnxruntime
+
     cpu = cpu_info()
-    return {"flags": set(cpu["flags"]), "gpus": gpu_names()}
+    return {
+        "flags": set(cpu["flags"]),
+        "gpus": gpu_names(),
+        "providers": set(onnxruntime.get_available_providers()),
+    }
 
 
 def host_can_run(profile: Any, host: dict[str, Any] | None = None) -> bool:
+    """The machine has what the profile needs, and so does its onnxruntime: a GPU without onnxruntime-gpu
+    cannot run a cuda bundle here (its sessions would fall back to the CPU)."""
     host = host or host_capabilities()
     if profile.device == "cuda" and not host["gpus"]:
+        return False
+    if not set(profile.providers) <= host["providers"] | {"CPUExecutionProvider"}:
         return False
     return set(profile.cpu_flags) <= host["flags"]
 
@@ -94,6 +104,7 @@ def host_facts() -> dict[str, Any]:
         "physical_cores": cpu["physical_cores"],
         "isa_flags": [f for f in cpu["flags"] if f.startswith(("avx", "amx", "sse4", "fma", "f16c", "vnni"))],
         "gpus": list(gpu_names()),
+        "onnxruntime_providers": sorted(host_capabilities()["providers"]),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -138,6 +139,36 @@ def test_sessions_follow_the_hardware_profile(tiny_models: dict, tmp_path: Path)
     assert options.graph_optimization_level == onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
     options = builder.load(folder, intra_op_threads=2).session.get_session_options()
     assert options.intra_op_num_threads == 2
+
+
+def test_a_gpu_without_onnxruntime_gpu_does_not_count_as_cuda_hardware(
+    tiny_models: dict, tmp_path: Path
+) -> None:
+    """A machine with a GPU (a stand-in nvidia-smi here) whose onnxruntime has no CUDA provider: a cuda
+    bundle built there says its latency was not measured, and hardware=auto does not pick cuda."""
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\necho 'Stand-in GPU 80GB'\n")
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "CUDA_VISIBLE_DEVICES": "0"}
+    model = tiny_models[("distilbert", "token-classification")]
+    common = [f"model.source={model}", "task=token-classification", "optimization=O4", "quantization=none"]
+    common += ["evaluation=none", "benchmark=quick", f"output_dir={tmp_path / 'out'}", "cache_dir=null"]
+    proc = run_builder("hardware=cuda", *common, env=env)
+    assert proc.returncode == 0, proc.stderr
+    (folder,) = bundles_in(tmp_path / "out")
+    metrics = read_json(folder / "metrics.json")
+    assert metrics["host"]["gpus"] == ["Stand-in GPU 80GB"]
+    assert "CUDAExecutionProvider" not in metrics["host"]["onnxruntime_providers"]
+    assert metrics["host"]["runs_profile"] is False
+    assert metrics["benchmark"]["measured"] is False
+    assert "providers" in metrics["benchmark"]["reason"]
+    proc = run_builder("hardware=auto", *common, env=env)
+    assert proc.returncode == 2 and "hardware=auto: no hardware profile" in proc.stderr
 
 
 def test_gpu_bundle_falls_back_to_cpu_with_a_warning(levels: dict[str, Path]) -> None:

@@ -22,16 +22,20 @@ def run(ctx: BuildContext) -> None:
         ctx.metrics["benchmark"] = {"skipped": True}
         return
     hw = ctx.cfg.hardware
-    if not host_can_run(hw, {"flags": set(cpu_info()["flags"]), "gpus": gpu_names()}):
-        ctx.metrics["benchmark"] = {"measured": False, "reason": f"this host cannot run hardware={hw.name}"}
+    if not host_can_run(hw):
+        why = "no GPU" if hw.device == "cuda" and not gpu_names() else "missing instruction sets or providers"
+        ctx.metrics["benchmark"] = {
+            "measured": False,
+            "reason": f"this host cannot run hardware={hw.name} ({why}: see metrics.host)",
+        }
         return
     threads = hw.intra_op_threads or cpu_info()["physical_cores"] or 1
     session = create_session(ctx.onnx_path, hw)
     provider = session.get_providers()[0]
-    if hw.device == "cuda" and provider != "CUDAExecutionProvider":  # a GPU, but an onnxruntime without CUDA
+    if hw.device == "cuda" and provider != "CUDAExecutionProvider":  # CUDA compiled in, but it did not start
         ctx.metrics["benchmark"] = {
             "measured": False,
-            "reason": f"onnxruntime here runs hardware={hw.name} on {provider} (install onnxruntime-gpu)",
+            "reason": f"onnxruntime here runs hardware={hw.name} on {provider}: CUDA did not start",
         }
         return
     # The baseline runs where users would run PyTorch for this hardware: a cuda bundle against the GPU.
