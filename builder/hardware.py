@@ -73,14 +73,18 @@ def gpu_names() -> tuple[str, ...]:
 
 
 def host_capabilities() -> dict[str, Any]:
-    import onnxruntime
-
     cpu = cpu_info()
     return {
         "flags": set(cpu["flags"]),
         "gpus": gpu_names(),
-        "providers": set(onnxruntime.get_available_providers()),
+        "providers": set(_onnxruntime_providers()),
     }
+
+
+def _onnxruntime_providers() -> list[str]:
+    import onnxruntime
+
+    return sorted(onnxruntime.get_available_providers())
 
 
 def host_can_run(profile: Any, host: dict[str, Any] | None = None) -> bool:
@@ -104,7 +108,7 @@ def host_facts() -> dict[str, Any]:
         "physical_cores": cpu["physical_cores"],
         "isa_flags": [f for f in cpu["flags"] if f.startswith(("avx", "amx", "sse4", "fma", "f16c", "vnni"))],
         "gpus": list(gpu_names()),
-        "onnxruntime_providers": sorted(host_capabilities()["providers"]),
+        "onnxruntime_providers": _onnxruntime_providers(),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
     }

@@ -41,9 +41,8 @@ class HardwareConfig:
     priority: int = 0  # hardware=auto picks the highest-priority profile the host can run
     providers: list[str] = field(default_factory=lambda: ["CPUExecutionProvider"])
     intra_op_threads: int = 0
-    session_optimization: str = (
-        "all"  # graph optimizations ONNX Runtime applies on load: disable|basic|extended|all
-    )
+    # graph optimizations ONNX Runtime applies when it loads the model: disable | basic | extended | all
+    session_optimization: str = "all"
     quantization: QuantizationPreset = field(default_factory=QuantizationPreset)
 
 

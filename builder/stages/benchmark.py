@@ -118,9 +118,8 @@ def _interleaved(
 def _torch_call(model: torch.nn.Module, tensors: tuple[torch.Tensor, ...], device: str = "cpu") -> None:
     with torch.inference_mode():
         out = model(*(t.to(device) for t in tensors))
-        if (
-            device != "cpu"
-        ):  # host inputs in, host outputs back, as the bundle's session.run does; waits for the GPU
+        if device != "cpu":
+            # host inputs in, host outputs back, as the bundle's session.run does; also waits for the GPU
             [o.cpu() for o in out]
 
 
