@@ -42,6 +42,20 @@ def test_each_calibration_method_gives_a_different_valid_model(static_bundles: d
         onnx.checker.check_model(model)
         ops = {n.op_type for n in model.graph.node}
         assert {"QuantizeLinear", "DequantizeLinear"} <= ops, method
+        # the embedding tables are stored as int8 too: each Gather reads a dequantized int8 initializer
+        produced_by = {o: n for n in model.graph.node for o in n.output}
+        int8 = {
+            i.name
+            for i in model.graph.initializer
+            if i.data_type in (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
+        }
+        embeddings = [
+            n for n in model.graph.node if n.op_type == "Gather" and n.name.endswith("_embeddings/Gather")
+        ]
+        assert embeddings, method
+        for gather in embeddings:
+            source = produced_by.get(gather.input[0])
+            assert source is not None and source.op_type == "DequantizeLinear" and source.input[0] in int8
         metrics = read_json(folder / "metrics.json")
         calibration = metrics["quantize"]["calibration"]
         assert calibration["tensors"] > 0 and calibration["examples"] == 48
