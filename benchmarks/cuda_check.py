@@ -41,17 +41,18 @@ The device calls, back to back (each carries at most 64 MiB; `bash ../shared/gpu
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
 import subprocess
 import sys
-import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from interleave import interleaved
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -249,17 +250,7 @@ def _time_vs_torch(bundle, model, torch, rounds: int, calls: int, device: str = 
                 return [t.float().cpu().numpy() for t in out.values() if isinstance(t, torch.Tensor)]
 
         sides = {"bundle": lambda: bundle.engine.run(outputs, feeds), "torch_fp16": torch_call}  # noqa: B023
-        medians: dict[str, list[float]] = {k: [] for k in sides}
-        for r in range(rounds + 1):  # round 0 warms up
-            for side in sides if r % 2 else reversed(list(sides)):
-                times = []
-                for _ in range(calls):
-                    start = time.perf_counter()
-                    sides[side]()
-                    times.append(time.perf_counter() - start)
-                if r:
-                    medians[side].append(statistics.median(times) * 1000)
-        ms = {k: statistics.median(v) for k, v in medians.items()}
+        ms = {k: statistics.median(v) for k, v in interleaved(sides, rounds, calls).items()}
         result[f"batch_{batch}"] = {**ms, "bundle_over_torch": ms["bundle"] / ms["torch_fp16"]}
     return result
 
@@ -314,16 +305,8 @@ def bindings(folder: Path, out: Path, rounds: int = 5, calls: int = 100, only: s
                 )
                 for w, f in ways.items()
             }
-            medians: dict[str, list[float]] = {w: [] for w in ways}
-            for r in range(rounds + 1):  # round 0 warms up
-                for w in list(ways) if r % 2 else list(ways)[::-1]:
-                    times = []
-                    for _ in range(calls):
-                        start = time.perf_counter()
-                        ways[w](session, names, feeds)
-                        times.append(time.perf_counter() - start)
-                    if r:
-                        medians[w].append(statistics.median(times) * 1000)
+            runners = {w: functools.partial(f, session, names, feeds) for w, f in ways.items()}
+            medians = interleaved(runners, rounds, calls)
             report[path.name][f"batch_{batch}"] = {
                 w: {"ms": statistics.median(v), "same_outputs": same[w]} for w, v in medians.items()
             }
@@ -368,18 +351,11 @@ def _latency(bundle, rounds: int = 5, calls: int = 50) -> dict:  # type: ignore[
     result = {}
     for batch in (1, 32):
         feeds = _feeds(engine.input_names, batch)
-        medians: dict[str, list[float]] = {"run": [], "io_binding": []}
-        for r in range(rounds + 1):  # round 0 warms up
-            for mode in ("run", "io_binding") if r % 2 else ("io_binding", "run"):
-                engine.io_binding = mode == "io_binding"
-                times = []
-                for _ in range(calls):
-                    start = time.perf_counter()
-                    engine.run(names, feeds)
-                    times.append(time.perf_counter() - start)
-                if r:
-                    medians[mode].append(statistics.median(times) * 1000)
-        engine.io_binding = True
+        runners = {
+            "run": functools.partial(engine.session.run, names, feeds),
+            "io_binding": functools.partial(engine.run, names, feeds),  # the engine binds on the GPU
+        }
+        medians = interleaved(runners, rounds, calls)
         result[f"batch_{batch}"] = {mode: statistics.median(v) for mode, v in medians.items()}
     return result
 

@@ -25,11 +25,10 @@ def providers_for(hardware: Mapping[str, Any]) -> list[str]:
     chosen = [p for p in wanted if p in available]
     missing = [p for p in wanted if p not in available]
     if missing:
-        warnings.warn(
+        _warn(
             f"{', '.join(missing)} not available in this onnxruntime build "
             f"(has: {', '.join(sorted(available))}); running on {chosen[0] if chosen else 'CPUExecutionProvider'}.",
-            RuntimeWarning,
-            stacklevel=3,
+            depth=2,  # providers_for <- create_session <- its caller
         )
     if "CPUExecutionProvider" not in chosen:
         chosen.append("CPUExecutionProvider")
@@ -48,10 +47,14 @@ def create_session(model_path: str | Path, hardware: Mapping[str, Any]) -> ort.I
     started = session.get_providers()
     failed = [p for p in providers if p not in started]
     if failed:
-        warnings.warn(
+        _warn(
             f"{', '.join(failed)} is in this onnxruntime build but did not start (are the CUDA and cuDNN "
             f"libraries it needs on the library path? see onnxruntime.preload_dlls); running on {started[0]}.",
-            RuntimeWarning,
-            stacklevel=3,
+            depth=1,
         )
     return session
+
+
+def _warn(message: str, depth: int) -> None:
+    """A provider fallback, reported at the line that asked for the session: `depth` frames up from the caller."""
+    warnings.warn(message, RuntimeWarning, stacklevel=depth + 2)
