@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig
 
-from builder import bundle, cache, config, source
+from builder import bundle, cache, config, host_lock, source
 from builder.cache import StageCache
 from builder.errors import StageError
 from builder.hardware import host_can_run, host_facts
@@ -48,9 +48,10 @@ def build_bundle(
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{bid[:8]}-", dir=root))
     ctx = BuildContext(cfg=cfg, source=src, workdir=work, evaluation_data=evaluation_data)
     try:
-        ctx.metrics["stages"] = _run_stages(ctx, say)
-        _assemble(ctx, staging, resolved, bid, name, list(overrides), choices or {})
-        bundle.publish(staging, final)
+        with host_lock.computing():  # other builds on this host time their latency only in between
+            ctx.metrics["stages"] = _run_stages(ctx, say)
+            _assemble(ctx, staging, resolved, bid, name, list(overrides), choices or {})
+            bundle.publish(staging, final)
     except StageError as e:
         say(" failed", flush=True)
         report = _reject(root, name, resolved, ctx.metrics, str(e))
@@ -68,14 +69,14 @@ def build_bundle(
 
 def _run_stages(ctx: BuildContext, say: Any) -> dict[str, Any]:
     """Run every stage in order; a cacheable stage is reused from the stage cache when its key is there.
-    Returns, per stage: built / reused / ran (not cacheable), its cache key, and seconds."""
+    Returns, per stage: built / reused / ran (not cacheable), its cache key, seconds, and its window (unix times)."""
     store = StageCache(ctx.cfg.cache_dir) if ctx.cfg.cache_dir else None
     versions = bundle.tool_versions()
     parent = cache.stage_key("source", "", ctx.source.identity, versions)
     record: dict[str, Any] = {}
     ctx.stage_cache = store
     for i, (name, stage) in enumerate(STAGES.items(), 1):
-        start = time.perf_counter()
+        start, started_at = time.perf_counter(), time.time()
         ctx.cache_parent = parent
         say(f"  [{i}/{len(STAGES)}] {name} ...", end="", flush=True)
         run = getattr(stage, "run", stage)
@@ -99,7 +100,7 @@ def _run_stages(ctx: BuildContext, say: Any) -> dict[str, Any]:
             status = "reused" if reused else "built"
             parent = key
         seconds = round(time.perf_counter() - start, 3)
-        record[name] = {"status": status, "key": key, "seconds": seconds}
+        record[name] = {"status": status, "key": key, "seconds": seconds, "window": [started_at, time.time()]}
         say(f" {seconds:.1f}s" + (" (reused)" if status == "reused" else ""), flush=True)
     return record
 

@@ -250,6 +250,8 @@ def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str,
                 f"| {r['batch_size']} | {r['sequence_length']} | {r['bundle']['p50_ms']:.2f} | {r['bundle']['p99_ms']:.2f} "
                 f"| {pt50} | {speed} | {r['bundle']['throughput_per_s']:.1f} |"
             )
+        note = busy_host_note(bench)
+        lines += ["", f"Note: {note}."] if note else []
     else:
         lines.append(f"Not measured: {bench.get('reason', 'skipped')}.")
     lines += [
@@ -266,6 +268,20 @@ def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str,
         "",
     ]
     return "\n".join(lines)
+
+
+BUSY_HOST = 0.1  # other processes took more than this share of the host's CPU while the benchmark timed
+
+
+def busy_host_note(bench: dict[str, Any]) -> str | None:
+    """A warning for latencies timed while other work loaded the host (they are then inflated)."""
+    load = bench.get("host_load_by_others")
+    if load is None or load <= BUSY_HOST:
+        return None
+    return (
+        f"other processes used {100 * load:.0f}% of this host's CPU while timing: the latencies are inflated; "
+        "rebuild on a quiet host to measure them"
+    )
 
 
 def _quant_text(metrics: dict[str, Any]) -> str:

@@ -62,35 +62,13 @@ def _build_app(argv: list[str]) -> None:
     @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
     def app(cfg: Any) -> None:
         started.append(True)
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
+        from builder import host_lock
 
-        from builder.config import config_from_hydra, validate
-
-        sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
         try:
-            final, overrides, choices = config_from_hydra(cfg)
-            validate(final)  # every config problem, before torch is even imported
-            from builder.build_bundle import build_bundle
-
-            path = build_bundle(final, overrides=overrides, choices=choices)
-        except BuilderError as e:
-            if not sweeping:
-                sys.exit(_fail(e))
-            print(f"error: {e}", file=sys.stderr)  # one failed job does not end the sweep
-            report = getattr(e, "report", None)
-            _job_result(
-                {"status": "rejected", "report": str(report)}
-                if report
-                else {"status": "failed", "error": str(e)}
-            )
-            return
-        except KeyboardInterrupt:
-            print("interrupted: no bundle was written", file=sys.stderr)
-            sys.exit(130)
-        print(summary(path))
-        if sweeping:
-            _job_result({"status": "published", "bundle": str(path)})
+            with host_lock.computing():  # the whole job, imports included: see builder/host_lock.py
+                _job(cfg)
+        except BuilderError as e:  # the host lock could not be taken (the job's own errors end in _job)
+            sys.exit(_fail(e))
 
     started: list[bool] = []
     sys.argv = [sys.argv[0], *argv]
@@ -100,6 +78,37 @@ def _build_app(argv: list[str]) -> None:
         if started or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         sys.exit(_fail(ConfigError([f"{e}. See `builder --help`."])))
+
+
+def _job(cfg: Any) -> None:
+    """One build (a sweep runs one per job): bundle and summary, or one clear error."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from builder.config import config_from_hydra, validate
+
+    sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
+    try:
+        final, overrides, choices = config_from_hydra(cfg)
+        validate(final)  # every config problem, before torch is even imported
+        from builder.build_bundle import build_bundle
+
+        path = build_bundle(final, overrides=overrides, choices=choices)
+    except BuilderError as e:
+        if not sweeping:
+            sys.exit(_fail(e))
+        print(f"error: {e}", file=sys.stderr)  # one failed job does not end the sweep
+        report = getattr(e, "report", None)
+        _job_result(
+            {"status": "rejected", "report": str(report)} if report else {"status": "failed", "error": str(e)}
+        )
+        return
+    except KeyboardInterrupt:
+        print("interrupted: no bundle was written", file=sys.stderr)
+        sys.exit(130)
+    print(summary(path))
+    if sweeping:
+        _job_result({"status": "published", "bundle": str(path)})
 
 
 def _job_result(result: dict[str, Any]) -> None:
@@ -113,6 +122,8 @@ def _job_result(result: dict[str, Any]) -> None:
 
 
 def summary(path: Path) -> str:
+    from builder.bundle import busy_host_note
+
     metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     lines = [f"bundle    {path}", f"id        {manifest['bundle_id']}"]
@@ -132,6 +143,9 @@ def summary(path: Path) -> str:
             )
         else:
             lines.append(f"latency   p50 {r['bundle']['p50_ms']:.2f} ms [{shape}]")
+    note = busy_host_note(bench) if bench.get("measured") else None
+    if note:
+        lines.append(f"latency   note: {note}")
     if bench and not bench.get("measured", True):
         lines.append(f"latency   not measured: {bench['reason']}")
     ev = metrics.get("evaluation", {})

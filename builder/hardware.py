@@ -112,3 +112,27 @@ def host_facts() -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
     }
+
+
+def cpu_seconds() -> tuple[float, float] | None:
+    """(CPU seconds the whole host has been busy, hypervisor steal included; CPU seconds of this process).
+    Their changes over a timed window give the load of everything else. None where /proc/stat is missing."""
+    try:
+        with open("/proc/stat", encoding="utf-8") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = sum(fields[3:5])  # idle, iowait
+    busy = sum(fields[:8]) - idle  # user nice system idle iowait irq softirq steal (guest is inside user)
+    own = os.times()
+    return busy / os.sysconf("SC_CLK_TCK"), own.user + own.system
+
+
+def load_by_others(
+    before: tuple[float, float] | None, after: tuple[float, float] | None, wall: float
+) -> float | None:
+    """Share of the host's CPU capacity that other processes (or the hypervisor) used during `wall` seconds."""
+    if before is None or after is None or wall <= 0:
+        return None
+    others = (after[0] - before[0]) - (after[1] - before[1])
+    return round(min(max(others / (wall * (os.cpu_count() or 1)), 0.0), 1.0), 3)

@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from builder.bundle import BUSY_HOST
+
 COLUMNS = (
     "name",
     "hardware",
@@ -27,6 +29,7 @@ COLUMNS = (
     "retention_percent",
     "status",
     "measured",
+    "host_load",  # share of the host's CPU other processes took while timing (see builder.bundle.BUSY_HOST)
 )
 
 
@@ -76,6 +79,7 @@ def _row(
         "retention_percent": ev.get("retention_percent"),
         "status": status,
         "measured": bool(bench.get("measured")),
+        "host_load": bench.get("host_load_by_others"),
     }
 
 
@@ -131,6 +135,13 @@ def write(rows: list[dict[str, Any]], out: Path) -> dict[str, Path]:
     lines += [f"- {hw}: {r['name']} ({r['p50_ms']:.2f} ms p50)" for hw, r in sorted(best.items())] or [
         "- none"
     ]
+    busy = [r["name"] for r in rows if (r["host_load"] or 0) > BUSY_HOST]
+    if busy:
+        lines += [
+            "",
+            f"Timed on a busy host (other processes took over {100 * BUSY_HOST:.0f}% of its CPU; latencies inflated): "
+            + ", ".join(busy),
+        ]
     unmeasured = [r["name"] for r in rows if not r["measured"]]
     if unmeasured:
         lines += ["", "Latency not measured (this host cannot run their hardware): " + ", ".join(unmeasured)]

@@ -99,6 +99,9 @@ class BenchmarkConfig:
     # speed-up, so fewer calls keep the build quick.
     baseline_iterations: int = 20
     rounds: int = 5  # the timed calls come in this many alternating blocks per side
+    # Time with the host to ourselves: wait for other builds on this host (parallel sweep jobs) to pause their
+    # work, and make them wait meanwhile. false: time regardless (the numbers then include their load).
+    exclusive: bool = True
 
 
 @dataclass

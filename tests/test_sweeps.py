@@ -54,6 +54,23 @@ def test_four_job_sweep_exports_once_and_reports(
     assert len(rows) == 4 and {r["status"] for r in rows} == {"published"}
     assert (sweep / "report.png").stat().st_size > 10_000
     assert "Best (fastest published" in (sweep / "report.md").read_text()
+    assert_timed_alone([read_json(f / "metrics.json") for f in folders])
+
+
+def assert_timed_alone(metrics: list[dict]) -> None:
+    """No job computed (or timed) while another job timed latency: see builder/host_lock.py."""
+    for m in metrics:
+        start, end = m["benchmark"]["timed_window"]
+        assert m["benchmark"]["host_exclusive"] is True
+        for other in metrics:
+            if other is m:
+                continue
+            busy = [s["window"] for name, s in other["stages"].items() if name != "benchmark"]
+            busy.append(other["benchmark"]["timed_window"])
+            assert all(b_end <= start or b_start >= end for b_start, b_end in busy), (
+                m["stages"],
+                other["stages"],
+            )
 
 
 def test_identical_builds_started_together_leave_one_intact_bundle(tiny_models: dict, tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from builder.hardware import cpu_info, gpu_names, host_can_run
+from builder import host_lock
+from builder.hardware import cpu_info, cpu_seconds, gpu_names, host_can_run, load_by_others
 from builder.runtime.session import create_session
 from builder.stages.common import BuildContext
 
@@ -49,7 +50,11 @@ def run(ctx: BuildContext) -> None:
     results = []
     try:
         total = len(shapes) * (b.warmup + b.iterations)
-        with tqdm(total=total, desc="benchmark", leave=False, disable=None) as bar:
+        with (
+            host_lock.measuring(b.exclusive) as waited,
+            tqdm(total=total, desc="benchmark", leave=False, disable=None) as bar,
+        ):
+            window, cpu_before = [time.time()], cpu_seconds()
             for batch_size, seq_len in shapes:
                 feeds = _inputs(ctx.input_names, batch_size, seq_len, vocab, rng)
                 runners = {"bundle": lambda f=feeds: session.run(None, f)}
@@ -63,6 +68,8 @@ def run(ctx: BuildContext) -> None:
                 if "pytorch" in row:
                     row["speedup_p50"] = row["pytorch"]["p50_ms"] / row["bundle"]["p50_ms"]
                 results.append(row)
+            window.append(time.time())
+            others = load_by_others(cpu_before, cpu_seconds(), window[1] - window[0])
     finally:
         torch.set_num_threads(previous_threads)
     ctx.metrics["benchmark"] = {
@@ -75,6 +82,12 @@ def run(ctx: BuildContext) -> None:
         "baseline_iterations": b.baseline_iterations if baseline is not None else 0,
         "rounds": b.rounds,
         "settle_calls": SETTLE if baseline is not None else 0,
+        "host_exclusive": b.exclusive,  # no other build on this host computed while this one timed
+        "waited_for_host_s": round(waited, 3),
+        "timed_window": window,  # unix times
+        # Share of the host's CPU that other processes (or the hypervisor) took while timing: above
+        # bundle.BUSY_HOST the latencies are inflated, and the CLI, card and report say so.
+        "host_load_by_others": others,
         "results": results,
     }
 
