@@ -234,7 +234,7 @@ def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str,
             + (
                 f", and {bench['baseline_iterations']} of the PyTorch model "
                 f"(on {'the GPU' if bench.get('baseline_device') == 'cuda' else 'the CPU'}), in {bench['rounds']} alternating "
-                f"rounds of back-to-back calls (each block after {bench['settle_calls']} settling calls)."
+                f"rounds of back-to-back calls (each block after {_settle_text(bench['settle_calls'])})."
                 if bench.get("baseline_iterations")
                 else "."
             ),
@@ -281,6 +281,16 @@ def busy_host_note(bench: dict[str, Any]) -> str | None:
     return (
         f"other processes used {100 * load:.0f}% of this host's CPU while timing: the latencies are inflated; "
         "rebuild on a quiet host to measure them"
+    )
+
+
+def _settle_text(settle: Any) -> str:
+    if not isinstance(settle, dict):  # bundles built before settling was set per side
+        return f"{settle} settling calls"
+    label = {"bundle": "bundle", "pytorch": "PyTorch model"}
+    return " and ".join(
+        f"{n} settling call{'s' if n != 1 else ''} of the {label.get(side, side)}"
+        for side, n in settle.items()
     )
 
 

@@ -50,9 +50,11 @@ class OnnxEngine(Engine):
         folder: Path,
         runtime: dict[str, Any],
         hardware: dict[str, Any] | None = None,
+        session: Any = None,
     ):
-        """model_path: the ONNX file; folder: tokenizer files and config.json; runtime: the manifest's runtime."""
-        self.session = create_session(model_path, hardware or runtime["hardware"])
+        """model_path: the ONNX file; folder: tokenizer files and config.json; runtime: the manifest's runtime;
+        session: one already open on model_path (the build shares one between its stages)."""
+        self.session = session or create_session(model_path, hardware or runtime["hardware"])
         self.tokenizer = BundleTokenizer(folder, runtime["max_length"])
         config = folder / "config.json"
         self.model_config: dict[str, Any] = (

@@ -13,7 +13,6 @@ from tqdm.auto import tqdm
 
 from builder import host_lock
 from builder.hardware import cpu_info, cpu_seconds, gpu_names, host_can_run, load_by_others
-from builder.runtime.session import create_session
 from builder.stages.common import BuildContext
 
 
@@ -31,7 +30,7 @@ def run(ctx: BuildContext) -> None:
         }
         return
     threads = hw.intra_op_threads or cpu_info()["physical_cores"] or 1
-    session = create_session(ctx.onnx_path, hw)
+    session = ctx.session()
     provider = session.get_providers()[0]
     if hw.device == "cuda" and provider != "CUDAExecutionProvider":  # CUDA compiled in, but it did not start
         ctx.metrics["benchmark"] = {
@@ -54,7 +53,7 @@ def run(ctx: BuildContext) -> None:
             host_lock.measuring(b.exclusive) as waited,
             tqdm(total=total, desc="benchmark", leave=False, disable=None) as bar,
         ):
-            window, cpu_before = [time.time()], cpu_seconds()
+            window, cpu_before, warmed = [time.time()], cpu_seconds(), []
             for batch_size, seq_len in shapes:
                 feeds = _inputs(ctx.input_names, batch_size, seq_len, vocab, rng)
                 runners = {"bundle": lambda f=feeds: session.run(None, f)}
@@ -62,7 +61,12 @@ def run(ctx: BuildContext) -> None:
                     tensors = tuple(torch.from_numpy(feeds[n]) for n in ctx.input_names)
                     runners["pytorch"] = lambda t=tensors: _torch_call(baseline, t, device)
                 counts = {"bundle": b.iterations, "pytorch": b.baseline_iterations}
-                times = _interleaved(runners, b.warmup, b.rounds, counts, bar.update)
+                warmups = {
+                    "bundle": b.warmup,
+                    "pytorch": _baseline_warmup(baseline, device, threads, feeds, b),
+                }
+                warmed.append(warmups)
+                times = _interleaved(runners, warmups, b.rounds, counts, bar.update)
                 row = {"batch_size": batch_size, "sequence_length": seq_len}
                 row |= {name: stats(t, batch_size) for name, t in times.items()}
                 if "pytorch" in row:
@@ -78,10 +82,11 @@ def run(ctx: BuildContext) -> None:
         "provider": provider,
         "baseline_device": device if baseline is not None else None,
         "warmup": b.warmup,
+        "warmup_calls": warmed,  # per shape and side: the baseline skips it once warm in this process
         "iterations": b.iterations,
         "baseline_iterations": b.baseline_iterations if baseline is not None else 0,
         "rounds": b.rounds,
-        "settle_calls": SETTLE if baseline is not None else 0,
+        "settle_calls": SETTLE if baseline is not None else {},
         "host_exclusive": b.exclusive,  # no other build on this host computed while this one timed
         "waited_for_host_s": round(waited, 3),
         "timed_window": window,  # unix times
@@ -92,21 +97,35 @@ def run(ctx: BuildContext) -> None:
     }
 
 
-# Untimed calls each time the loop switches sides. Measured here (MiniLM, 2 threads): the first calls after the
-# other side ran are slowed by its still-spinning threads and its cache footprint, up to 2x for the bundle and
-# 2.3x for PyTorch (which needs 3 calls to settle); calling them one for one would time that interference.
-SETTLE = 3
+# Untimed calls each time the loop switches sides. Measured here (MiniLM, 2 threads, median by position after a
+# switch over 15 switches): the bundle takes 16.8 ms, then 11.4, 11.3, ... (one call to settle); PyTorch takes
+# 68, 37, 31, 31, ... (two). The first calls are slowed by the other side's still-spinning threads and its cache
+# footprint; calling the sides one for one would time that interference.
+SETTLE = {"bundle": 1, "pytorch": 2}
+
+
+def _baseline_warmup(model: Any, device: str, threads: int, feeds: dict, b: Any) -> int:
+    """Warm-up calls the baseline needs: none once this process has run the same model on these shapes with
+    these threads (a sweep's later jobs), since the one-time costs are paid and settling calls precede every block."""
+    if model is None:
+        return 0
+    key = (device, threads, tuple((n, a.shape) for n, a in feeds.items()))
+    warm = model.__dict__.setdefault("_builder_warm", set())
+    if key in warm:
+        return 0
+    warm.add(key)
+    return b.warmup
 
 
 def _interleaved(
-    runners: dict, warmup: int, rounds: int, counts: dict[str, int], tick: Any
+    runners: dict, warmups: dict[str, int], rounds: int, counts: dict[str, int], tick: Any
 ) -> dict[str, list]:
-    """Seconds per call. `warmup` untimed calls of each side in a block; then `rounds` rounds in which each side in turn makes
-    SETTLE untimed calls and then its share of `counts` timed calls back to back. Each side is
-    timed in its steady state, and both are sampled across the whole run, so slow drifts of the host's load
-    hit both alike."""
+    """Seconds per call. `warmups` untimed calls of each side in a block; then `rounds` rounds in which each side
+    in turn makes its SETTLE untimed calls and then its share of `counts` timed calls back to back. Each side is
+    timed in its steady state, and both are sampled across the whole run, so slow drifts of the host's load hit
+    both alike."""
     for name, call in runners.items():
-        for _ in range(warmup):
+        for _ in range(warmups.get(name, 0)):
             call()
             if name == "bundle":
                 tick()
@@ -117,7 +136,7 @@ def _interleaved(
             share = n * (r + 1) // rounds - n * r // rounds
             if not share:
                 continue
-            for _ in range(SETTLE if len(runners) > 1 else 0):
+            for _ in range(SETTLE[name] if len(runners) > 1 else 0):
                 runners[name]()
             for _ in range(share):
                 start = time.perf_counter()

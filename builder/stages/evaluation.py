@@ -58,7 +58,7 @@ def run(ctx: BuildContext) -> None:
     examples, origin = ctx.evaluation_data or load_examples(ctx.cfg)
     engines = {
         "baseline": _Lazy(lambda: TorchEngine(ctx)),
-        "bundle": OnnxEngine(ctx.onnx_path, ctx.files_dir(), ctx.runtime_info(), dict(ctx.cfg.hardware)),
+        "bundle": OnnxEngine(ctx.onnx_path, ctx.files_dir(), ctx.runtime_info(), session=ctx.session()),
     }
     task = ctx.task.name
     results = {

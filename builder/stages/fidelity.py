@@ -6,13 +6,12 @@ from __future__ import annotations
 import numpy as np
 
 from builder.errors import StageError
-from builder.runtime.session import create_session
 from builder.stages.common import BuildContext, fidelity_batches, torch_outputs
 
 
 def run(ctx: BuildContext) -> None:
     try:
-        session = create_session(ctx.onnx_path, ctx.cfg.hardware)
+        session = ctx.session()
     except Exception as e:  # e.g. fp16 kernels missing on a host without the profile's GPU
         ctx.metrics["fidelity"] = {"measured": False, "reason": f"cannot run on this host: {e}"[:300]}
         return
