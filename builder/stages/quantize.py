@@ -74,20 +74,23 @@ def run(ctx: BuildContext) -> None:
 
             record = quantize_static(ctx, chosen, out)
         else:
-            quantize_dynamic(
-                str(ctx.onnx_path),
-                str(out),
-                weight_type=getattr(QuantType, QUANT_TYPES[chosen["weight_type"]]),
-                per_channel=chosen["per_channel"],
-                reduce_range=chosen["reduce_range"],
-                op_types_to_quantize=[
-                    op for op in chosen["op_types"] if op not in chosen["exclude_op_types"]
-                ],
-                nodes_to_exclude=chosen["exclude_nodes"],
-                # Fused contrib ops (Attention, SkipLayerNormalization) defeat ONNX shape inference; without a
-                # default type the quantizer cannot type their outputs: the failure Optimum hits on O3 graphs.
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True},
-            )
+            from builder.stages.per_channel import vectorized_per_channel
+
+            with vectorized_per_channel():  # the same bytes as ORT's channel-by-channel loop, ~1 s sooner
+                quantize_dynamic(
+                    str(ctx.onnx_path),
+                    str(out),
+                    weight_type=getattr(QuantType, QUANT_TYPES[chosen["weight_type"]]),
+                    per_channel=chosen["per_channel"],
+                    reduce_range=chosen["reduce_range"],
+                    op_types_to_quantize=[
+                        op for op in chosen["op_types"] if op not in chosen["exclude_op_types"]
+                    ],
+                    nodes_to_exclude=chosen["exclude_nodes"],
+                    # Fused contrib ops (Attention, SkipLayerNormalization) defeat ONNX shape inference; without a
+                    # default type the quantizer cannot type their outputs: the failure Optimum hits on O3 graphs.
+                    extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True},
+                )
     model = onnx.load(str(out))
     ctx.onnx_path = save_onnx(model, ctx.workdir / "model.onnx")
     quantized = sum(n.op_type in QUANTIZED_OPS for n in model.graph.node)
