@@ -11,6 +11,7 @@ Prepare `.devpy/` here: `.venv/bin/python benchmarks/cuda_build_check.py --prepa
 Checks, on tiny random models (feature extraction, question answering) built there:
 - `hardware=cuda optimization=O4 quantization=none` builds; fidelity runs on CUDAExecutionProvider and
   passes; the benchmark is measured on the GPU against PyTorch on the same GPU (baseline_device cuda).
+- The benchmark held the host lock and recorded the load of other processes while it timed.
 - `hardware=auto` with O4 picks the cuda profile on that host.
 - The same build under an onnxruntime without CUDA (the machine's own CPU build, in a subprocess without
   /tmp/ortgpu) is honest: its benchmark says it was not measured, and why.
@@ -74,7 +75,17 @@ def build(task: str, hardware: str, out: Path) -> dict:
         "fidelity": {k: metrics["fidelity"].get(k) for k in ("measured", "provider", "passed", "reason")},
         "benchmark": {
             k: metrics["benchmark"].get(k)
-            for k in ("measured", "reason", "provider", "baseline_device", "threads")
+            for k in (
+                "measured",
+                "reason",
+                "provider",
+                "baseline_device",
+                "threads",
+                "host_exclusive",
+                "waited_for_host_s",
+                "host_load_by_others",
+                "warmup_calls",
+            )
         }
         | {
             "results": [
@@ -119,6 +130,8 @@ def main() -> None:
             and r["benchmark"]["measured"]
             and r["benchmark"]["provider"] == "CUDAExecutionProvider"
             and r["benchmark"]["baseline_device"] == "cuda"
+            and r["benchmark"]["host_exclusive"] is True  # timed holding the host lock (builder/host_lock.py)
+            and isinstance(r["benchmark"]["host_load_by_others"], float)
         )
         failed += [] if ok else [f"cuda {task}"]
     try:
