@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from builder.digests import remember, sha256_remembered
 from builder.runtime.manifest import sha256_file
 
 RECORD = "record.json"
@@ -60,7 +61,7 @@ class StageCache:
         try:
             record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
             intact = all(
-                (folder / name).is_file() and sha256_file(folder / name) == digest
+                (folder / name).is_file() and sha256_remembered(folder / name) == digest
                 for name, digest in record["files"].items()
             )
         except (OSError, ValueError, KeyError, TypeError):
@@ -90,6 +91,10 @@ class StageCache:
             if final.exists():
                 shutil.rmtree(final)
             os.rename(tmp, final)
+            for name, digest in record[
+                "files"
+            ].items():  # jobs in this process that load it need not re-read it
+                remember(final / name, digest)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return final

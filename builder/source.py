@@ -14,8 +14,8 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
+from builder.digests import sha256_remembered
 from builder.errors import SourceError
-from builder.runtime.manifest import sha256_file
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 # Files a build needs; weights in safetensors only (nothing that unpickles).
@@ -153,19 +153,12 @@ def _reachable(endpoint: str, timeout: float = 3.0) -> bool:
         return False
 
 
-_DIGESTS: dict[tuple, str] = {}  # sha256 by (path, inode, size, mtime): sweep jobs in one process hash once
-
-
 def folder_hash(folder: Path) -> str:
     """Content hash of the files a build reads (names + bytes), independent of the folder's location."""
     h = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and not _ignored(p.relative_to(folder))):
         rel = path.relative_to(folder).as_posix()
-        st = path.stat()
-        key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
-        if key not in _DIGESTS:
-            _DIGESTS[key] = sha256_file(path)
-        h.update(rel.encode() + b"\0" + _DIGESTS[key].encode() + b"\n")
+        h.update(rel.encode() + b"\0" + sha256_remembered(path).encode() + b"\n")
     return h.hexdigest()
 
 
