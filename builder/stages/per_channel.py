@@ -60,36 +60,35 @@ def quantize_weight_per_channel(
     keep_float_weight: bool = False,
 ) -> tuple[str, str, str] | None:
     """ORT's per-channel weight quantization for 8-bit types; None where ORT's own method must do it."""
-    from onnxruntime.quantization.quant_utils import (
-        TENSOR_NAME_QUANT_SUFFIX,
-        find_by_name,
-        get_qmin_qmax_for_qType,
-        normalize_axis,
-        quantize_nparray,
-        tensor_proto_to_array,
-    )
-
     eight_bit = (onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
-    overrides = quantizer.tensor_quant_overrides.get_per_channel_overrides(
-        weight_name, default_val=[{"axis": channel_axis}]
-    )
-    if (
-        weight_qtype not in eight_bit
-        or overrides != [{"axis": channel_axis}]
-        or quantizer.min_real_range is not None
-    ):
+    try:  # ORT's helpers and quantizer attributes as 1.2x-1.3x name them; another layout goes to ORT's method
+        from onnxruntime.quantization.quant_utils import (
+            TENSOR_NAME_QUANT_SUFFIX,
+            find_by_name,
+            get_qmin_qmax_for_qType,
+            normalize_axis,
+            quantize_nparray,
+            tensor_proto_to_array,
+        )
+
+        overrides = quantizer.tensor_quant_overrides.get_per_channel_overrides(
+            weight_name, default_val=[{"axis": channel_axis}]
+        )
+        plain = overrides == [{"axis": channel_axis}] and quantizer.min_real_range is None
+        symmetric = quantizer.is_weight_symmetric(weight_qtype)
+        reduced = quantizer.reduce_range and reduce_range
+        initializer = find_by_name(weight_name, quantizer.model.initializer())
+    except (ImportError, AttributeError, TypeError):
         return None
-    initializer = find_by_name(weight_name, quantizer.model.initializer())
-    if initializer is None:
-        return None  # ORT raises its own error
+    if (
+        weight_qtype not in eight_bit or not plain or initializer is None
+    ):  # a missing one: ORT raises its error
+        return None
     weights = tensor_proto_to_array(initializer)
     valid, axis = normalize_axis(channel_axis, weights.ndim)
     if not valid or weights.dtype != np.float32 or weights.size == 0:
         return None
-    symmetric = quantizer.is_weight_symmetric(weight_qtype)
-    qmin, qmax = get_qmin_qmax_for_qType(
-        weight_qtype, quantizer.reduce_range and reduce_range, symmetric=symmetric
-    )
+    qmin, qmax = get_qmin_qmax_for_qType(weight_qtype, reduced, symmetric=symmetric)
 
     channels = np.moveaxis(weights, axis, 0)
     rows = channels.reshape(channels.shape[0], -1)
