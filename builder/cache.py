@@ -91,9 +91,8 @@ class StageCache:
             if final.exists():
                 shutil.rmtree(final)
             os.rename(tmp, final)
-            for name, digest in record[
-                "files"
-            ].items():  # jobs in this process that load it need not re-read it
+            # Jobs in this process that load the entry need not read it again.
+            for name, digest in record["files"].items():
                 remember(final / name, digest)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

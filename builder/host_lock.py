@@ -45,9 +45,16 @@ def _open(name: str) -> int:
 
 def _acquire(name: str, mode: int) -> None:
     fd = _held.get(name)
-    if fd is None:
-        fd = _held[name] = _open(name)
-    fcntl.flock(fd, mode)
+    if fd is not None:  # held already: change its mode
+        fcntl.flock(fd, mode)
+        return
+    fd = _open(name)
+    try:
+        fcntl.flock(fd, mode)
+    except BaseException:  # e.g. Ctrl-C while waiting: not held
+        os.close(fd)
+        raise
+    _held[name] = fd
 
 
 def _release(name: str) -> None:
