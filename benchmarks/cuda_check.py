@@ -25,9 +25,7 @@ reports on_gpu false.
 times five ways of moving host inputs and outputs through a CUDA session (run, IOBinding with inputs/outputs on
 host or device, run_with_ort_values), interleaved, and checks they give the same outputs. Writes bindings.json.
 
-Measured 2026-11-27 on one H100 (ORT 1.31.1 CUDA 13, torch 2.11 cu130): every check passes, MiniLM fp16 1.18 ms
-vs PyTorch fp16 4.44 ms at batch 1; IOBinding as the engine does it (host inputs, outputs bound on the device,
-one copy back) is 0.73 vs 0.73 ms (run) at batch 1 and 1.61 vs 1.58 ms at batch 32: no gain with host data.
+Results: docs/benchmarks.md.
 
 The device calls, back to back (each carries at most 64 MiB; `bash ../shared/gpu/prepare-ort-gpu.sh` first):
   1-3. carry [.ortgpu/partNN]: mkdir -p /tmp/parts && cp .ortgpu/partNN /tmp/parts/

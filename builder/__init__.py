@@ -18,8 +18,8 @@ def build(cfg: Any = None, *, overrides: list[str] | tuple[str, ...] = (), quiet
     `cfg` is a composed config (from `builder.config.compose_config`) or None to compose one from
     `overrides`, exactly as the command line would: `builder.build(overrides=["task=text-classification"])`.
     """
-    from builder.build_bundle import build_bundle
     from builder.config import compose_config
+    from builder.make.driver import build_bundle
 
     if cfg is None:
         cfg = compose_config(overrides)
@@ -28,7 +28,7 @@ def build(cfg: Any = None, *, overrides: list[str] | tuple[str, ...] = (), quiet
 
 def load(path: str | Path, *, revision: str | None = None, intra_op_threads: int | None = None) -> Any:
     """Load a bundle folder or Hub repo id (manifest verified first); `bundle(...)` runs its task pipeline."""
-    from builder.runtime.bundle import load as _load
+    from builder.runtime.loader import load as _load
 
     return _load(path, revision=revision, intra_op_threads=intra_op_threads)
 

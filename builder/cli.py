@@ -3,6 +3,12 @@
 builder [OVERRIDES...] [-m]      build a bundle from composed configs (a Hydra app)
 builder verify PATH              check every file of a bundle against its manifest
 builder info PATH                what a bundle is and what was measured
+builder predict PATH             run the bundle's pipeline on JSON lines
+builder report DIR...            one table, CSV and plot of bundles
+builder cache info|clear         the stage cache
+builder tasks                    the tasks builder builds, their settings and architectures
+
+verify, info and predict need only the runtime (onnxruntime, tokenizers, numpy).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Any
 
 from builder.errors import BuilderError
 
-SUBCOMMANDS = ("verify", "info", "predict", "cache", "report")
+SUBCOMMANDS = ("verify", "info", "predict", "cache", "report", "tasks")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,7 +57,7 @@ def _build_app(argv: list[str]) -> None:
             )
         )
 
-    import builder.report  # noqa: F401  (registers the resolver that names sweep folders)
+    import builder.make.report  # noqa: F401  (registers the resolver that names sweep folders)
     from builder.config import CONF_DIR, override_problems
     from builder.errors import ConfigError
 
@@ -62,7 +68,7 @@ def _build_app(argv: list[str]) -> None:
     @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
     def app(cfg: Any) -> None:
         started.append(True)
-        from builder import host_lock
+        from builder.make import host_lock
 
         try:
             with host_lock.computing():  # the whole job, imports included: see builder/host_lock.py
@@ -91,7 +97,7 @@ def _job(cfg: Any) -> None:
     try:
         final, overrides, choices = config_from_hydra(cfg)
         validate(final)  # every config problem, before torch is even imported
-        from builder.build_bundle import build_bundle
+        from builder.make.driver import build_bundle
 
         path = build_bundle(final, overrides=overrides, choices=choices)
     except BuilderError as e:
@@ -122,7 +128,7 @@ def _job_result(result: dict[str, Any]) -> None:
 
 
 def summary(path: Path) -> str:
-    from builder.bundle import busy_host_note
+    from builder.make.card import busy_host_note
 
     metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
@@ -176,6 +182,8 @@ def summary(path: Path) -> str:
 def _subcommand(argv: list[str]) -> int:
     if argv[0] == "cache":
         return _cache(argv[1:])
+    if argv[0] == "tasks":
+        return _tasks(argv[1:])
     if argv[0] == "report":
         return _report(argv[1:])
     parser = argparse.ArgumentParser(prog=f"builder {argv[0]}")
@@ -197,7 +205,7 @@ def _subcommand(argv: list[str]) -> int:
 
 
 def _report(argv: list[str]) -> int:
-    from builder import report
+    from builder.make import report
 
     parser = argparse.ArgumentParser(prog="builder report", description="one table, CSV and plot of bundles")
     parser.add_argument("folders", type=Path, nargs="+", help="output folders (or bundle folders)")
@@ -212,8 +220,35 @@ def _report(argv: list[str]) -> int:
     return 0
 
 
+def _tasks(argv: list[str]) -> int:
+    """The task registry as users see it: `task=<name>`, its settings (task.*), and who has it."""
+    import dataclasses
+
+    from builder.tasks import TASKS
+    from builder.tasks.architectures import ARCHITECTURES
+
+    argparse.ArgumentParser(prog="builder tasks", description=_tasks.__doc__).parse_args(argv)
+    for name, task in TASKS.items():
+        settings = ", ".join(f"task.{f.name}={_yaml(f.default)}" for f in dataclasses.fields(task.Options))
+        archs = ", ".join(a for a, arch in ARCHITECTURES.items() if name in arch.tasks)
+        print(f"{name}\n  {task.summary}\n  settings: {settings or 'none'}")
+        print(f"  evaluation: {', '.join(task.fields)} -> {task.gate_metric}")
+        print(f"  architectures: {archs}")
+    return 0
+
+
+def _yaml(value: Any) -> str:
+    return (
+        str(value).lower()
+        if isinstance(value, bool)
+        else repr(value)
+        if isinstance(value, str)
+        else str(value)
+    )
+
+
 def _cache(argv: list[str]) -> int:
-    from builder.cache import StageCache
+    from builder.make.cache import StageCache
 
     parser = argparse.ArgumentParser(prog="builder cache")
     parser.add_argument("action", choices=("info", "clear"))
@@ -234,9 +269,10 @@ def _cache(argv: list[str]) -> int:
 
 
 def _predict(path: Path, source: Path | None, strict: bool) -> int:
-    """Each line: a JSON string (the text), {"inputs": ..., "parameters": {...}}, or the task's own object
-    ({"question": ..., "context": ..., "top_k": 2} for QA, {"text": ..., "text_pair": ...} for pairs)."""
-    from builder.runtime.bundle import load
+    """Each line: a JSON value (the input), {"inputs": ..., "parameters": {...}}, or the task's own object
+    ({"question": ..., "context": ..., "top_k": 2} for QA, {"text": ..., "text_pair": ...} for pairs): the
+    task's pipeline reads it (predict_request)."""
+    from builder.runtime.loader import load
 
     bundle = load(path)
     lines = open(source, encoding="utf-8") if source else sys.stdin  # noqa: SIM115
@@ -254,7 +290,7 @@ def _predict(path: Path, source: Path | None, strict: bool) -> int:
                 skipped += 1
                 continue
             try:
-                result = _run_item(bundle, item)
+                result = bundle.pipeline.predict_request(item)
             except (ValueError, KeyError, TypeError) as e:
                 print(f"line {number}: {type(e).__name__}: {e}; skipped", file=sys.stderr)
                 skipped += 1
@@ -266,14 +302,6 @@ def _predict(path: Path, source: Path | None, strict: bool) -> int:
     if skipped:
         print(f"{skipped} line(s) skipped", file=sys.stderr)
     return 1 if strict and skipped else 0
-
-
-def _run_item(bundle: Any, item: Any) -> Any:
-    if isinstance(item, dict) and "inputs" in item:
-        return bundle(item["inputs"], **item.get("parameters", {}))
-    if isinstance(item, dict) and bundle.task == "question-answering":
-        return bundle(**item)
-    return bundle(item)
 
 
 def _plain(value: Any) -> Any:
@@ -297,7 +325,7 @@ def _verify(path: Path) -> int:
 
 def _info(path: Path, as_json: bool) -> int:
     from builder.errors import BundleIntegrityError
-    from builder.runtime.manifest import read_manifest, verify
+    from builder.runtime.manifest import read_manifest, runtime_section, verify
 
     manifest = read_manifest(path)
     try:
@@ -310,7 +338,7 @@ def _info(path: Path, as_json: bool) -> int:
     if as_json:
         print(json.dumps({"manifest": manifest, "metrics": metrics, "integrity": integrity}, indent=2))
         return 0
-    rt, src = manifest.get("runtime", {}), manifest.get("source", {})
+    rt, src = runtime_section(manifest), manifest.get("source", {})
     origin = src.get("repo_id") or src.get("package") or "local folder"
     if src.get("commit"):
         origin += f" @ {src['commit']}"
@@ -329,7 +357,11 @@ def _info(path: Path, as_json: bool) -> int:
             if q.get("method") != "none"
             else ""
         ),
-        f"inputs        {', '.join(rt.get('inputs', []))} -> {', '.join(rt.get('outputs', []))}",
+        *(
+            f"graph         {role} ({g['file']}): {', '.join(g['inputs'])} -> {', '.join(g['outputs'])}"
+            for role, g in rt.get("graphs", {}).items()
+        ),
+        f"format        {manifest['format_version']}",
         "built with    " + ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items()),
     ]
     if metrics:

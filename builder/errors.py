@@ -27,7 +27,12 @@ class SourceError(BuilderError):
 
 
 class StageError(BuilderError):
-    """A build stage failed in a way the user can fix (tolerance exceeded, unsupported graph...)."""
+    """A build stage failed in a way the user can fix (tolerance exceeded, unsupported graph...). `record`: what
+    the stage measured before it refused, kept with the rejected build's report."""
+
+    def __init__(self, message: str, record: dict | None = None):
+        super().__init__(message)
+        self.record = record
 
 
 class BundleIntegrityError(BuilderError):

@@ -5,14 +5,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from tiny_models import HEADS, make_model  # noqa: E402
 
-ARCHITECTURES = ("bert", "roberta", "distilbert")
+ARCHITECTURES = ("bert", "roberta", "distilbert")  # tested against transformers' pipelines
 TASKS = tuple(HEADS)
 BUILDER = Path(sys.executable).with_name("builder")
 
@@ -56,3 +58,35 @@ def run_without_build_packages(code: str) -> None:
         [sys.executable, "-c", "import sys\n" + code + check], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def same(ours: Any, theirs: Any, path: str = "") -> None:
+    """Equal structures; floats within 1e-4; numpy scalars compared as numbers."""
+    if isinstance(theirs, dict):
+        assert isinstance(ours, dict) and set(ours) == set(theirs), f"{path}: {ours} vs {theirs}"
+        for k in theirs:
+            same(ours[k], theirs[k], f"{path}.{k}")
+    elif isinstance(theirs, (list, tuple)):
+        assert isinstance(ours, (list, tuple)) and len(ours) == len(theirs), f"{path}: {ours} vs {theirs}"
+        for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+            same(a, b, f"{path}[{i}]")
+    elif isinstance(theirs, (float, np.floating)):
+        assert abs(float(ours) - float(theirs)) <= 1e-4, f"{path}: {ours} vs {theirs}"
+    else:
+        assert ours == (theirs.item() if hasattr(theirs, "item") else theirs), (
+            f"{path}: {ours!r} vs {theirs!r}"
+        )
+
+
+class RecordingSession:
+    """Passes every call to the real onnxruntime session and records the batch sizes it was given."""
+
+    def __init__(self, session: Any):
+        self.session, self.batches = session, []
+
+    def run(self, outputs: Any, feeds: dict) -> Any:
+        self.batches.append(len(feeds["input_ids"]))
+        return self.session.run(outputs, feeds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.session, name)

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from builder.stages.benchmark import SETTLE, _interleaved
+from builder.make.stages.benchmark import SETTLE, _interleaved
 
 
 def blocks(order: list[str]) -> list[tuple[str, int]]:
@@ -47,7 +47,7 @@ def test_the_baseline_warms_up_once_per_process_model_and_shape() -> None:
     import torch
     from omegaconf import OmegaConf
 
-    from builder.stages.benchmark import _baseline_warmup
+    from builder.make.stages.benchmark import _baseline_warmup
 
     b = OmegaConf.create({"warmup": 5})
     model = torch.nn.Linear(2, 2)

@@ -55,7 +55,7 @@ def test_sweep_exports_once_and_a_rebuild_reuses_everything_but_measurements(
 def test_damaged_cache_entry_is_rebuilt(model: Path, tmp_path: Path) -> None:
     args = [f"model.source={model}", "quantization=none", *COMMON, f"output_dir={tmp_path}"]
     assert run_builder(*args).returncode == 0
-    (entry,) = (tmp_path / ".cache" / "export").glob("*/fp32.onnx")
+    (entry,) = (tmp_path / ".cache" / "export").glob("*/model.onnx")
     entry.write_bytes(entry.read_bytes()[:-10])  # truncated on disk
     proc = run_builder(*args)
     assert proc.returncode == 0, proc.stderr

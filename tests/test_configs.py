@@ -16,6 +16,7 @@ from builder.config import (
     validate,
 )
 from builder.hardware import host_can_run
+from builder.tasks import TASKS
 
 GROUPS = ("model", "task", "hardware", "optimization", "quantization", "benchmark")
 # Options that need a partner to form a supported build.
@@ -36,6 +37,7 @@ def test_every_group_has_its_options() -> None:
         + [("optimization", o) for o in ("none", "O1", "O2", "O3", "O4")]
         + [("quantization", "none"), ("quantization", "dynamic")]
         + [("model", m) for m in ("minilm_l6", "roberta_base_squad2", "distilbert_sst2", "bert_ner")]
+        + [("task", t) for t in TASKS]
     ):
         assert expected in options
 
@@ -157,7 +159,7 @@ def test_launcher_configs_compose(launcher: str) -> None:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    import builder.report  # noqa: F401  (the resolver naming sweep folders)
+    import builder.make.report  # noqa: F401  (the resolver naming sweep folders)
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):

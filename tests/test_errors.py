@@ -99,13 +99,13 @@ def test_fidelity_gate_failure_publishes_nothing(tiny_models: dict, tmp_path: Pa
 def test_interrupted_build_leaves_no_bundle(tiny_models: dict, tmp_path: Path, monkeypatch, exc) -> None:  # type: ignore[no-untyped-def]
     """A build stopped after the model is built but before it is published leaves nothing behind."""
     import builder
-    from builder import stages
+    from builder.make import stages
 
-    def stop(ctx) -> None:  # type: ignore[no-untyped-def]
-        assert ctx.onnx_path.exists()
+    def stop(ctx) -> dict:  # type: ignore[no-untyped-def]
+        assert ctx.graphs["model"].exists()
         raise exc("stopped")
 
-    monkeypatch.setitem(stages.STAGES, "stop", stop)
+    monkeypatch.setattr(stages, "STAGES", (*stages.STAGES, stages.Stage("stop", stop)))
     model = tiny_models[("bert", "feature-extraction")]
     with pytest.raises(exc):
         builder.build(
@@ -113,7 +113,7 @@ def test_interrupted_build_leaves_no_bundle(tiny_models: dict, tmp_path: Path, m
         )
     # No bundle and no partial folders; only complete stage-cache entries of the stages that finished.
     assert [p.name for p in tmp_path.iterdir()] == [".cache"]
-    from builder.cache import StageCache
+    from builder.make.cache import StageCache
 
     cache = StageCache(tmp_path / ".cache")
     for stage, info in cache.info()["stages"].items():

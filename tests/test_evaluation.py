@@ -117,7 +117,7 @@ def test_gate_that_holds_is_recorded(tiny_models: dict, tmp_path: Path) -> None:
 def test_bad_local_dataset_is_one_clear_error(tmp_path: Path, content: str, extra: list, needle: str) -> None:
     from builder.config import compose_config
     from builder.errors import ConfigError
-    from builder.eval_data import load_examples
+    from builder.make.eval_data import load_examples
 
     path = tmp_path / "data.jsonl"
     path.write_text(content)

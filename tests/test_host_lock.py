@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from builder import host_lock
-from builder.bundle import busy_host_note
 from builder.hardware import cpu_seconds, load_by_others
+from builder.make import host_lock
+from builder.make.card import busy_host_note
 
 HOLDER = """
 import sys, time
 from pathlib import Path
-from builder import host_lock
+from builder.make import host_lock
 with host_lock.{kind}():
     Path(sys.argv[1]).write_text("holding")
     while not Path(sys.argv[2]).exists():
@@ -85,7 +85,7 @@ def test_two_builds_timing_at_once_take_turns(lock_dir: Path) -> None:
     script = textwrap.dedent(
         """
         import json, sys, time
-        from builder import host_lock
+        from builder.make import host_lock
         with host_lock.computing():
             with host_lock.measuring():
                 start = time.time(); time.sleep(0.3); end = time.time()

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.quantization.onnx_quantizer import ONNXQuantizer
 
-from builder.stages.per_channel import vectorized_per_channel
+from builder.make.stages.quantize.per_channel import vectorized_per_channel
 
 
 def _graph(path: Path) -> Path:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ARCHITECTURES, run_builder, run_without_build_packages
+from conftest import ARCHITECTURES, RecordingSession, run_builder, run_without_build_packages, same
 
 import builder
 from builder.source import folder_hash
@@ -53,24 +53,6 @@ def bundles(tiny_models: dict, tmp_path_factory: pytest.TempPathFactory) -> dict
             quiet=True,
         )
     return made
-
-
-def same(ours: Any, theirs: Any, path: str = "") -> None:
-    """Equal structures; floats within 1e-4; numpy scalars compared as numbers."""
-    if isinstance(theirs, dict):
-        assert isinstance(ours, dict) and set(ours) == set(theirs), f"{path}: {ours} vs {theirs}"
-        for k in theirs:
-            same(ours[k], theirs[k], f"{path}.{k}")
-    elif isinstance(theirs, (list, tuple)):
-        assert isinstance(ours, (list, tuple)) and len(ours) == len(theirs), f"{path}: {ours} vs {theirs}"
-        for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
-            same(a, b, f"{path}[{i}]")
-    elif isinstance(theirs, (float, np.floating)):
-        assert abs(float(ours) - float(theirs)) <= 1e-4, f"{path}: {ours} vs {theirs}"
-    else:
-        assert ours == (theirs.item() if hasattr(theirs, "item") else theirs), (
-            f"{path}: {ours!r} vs {theirs!r}"
-        )
 
 
 # ------------------------------------------------------------------------------------------ question answering
@@ -173,20 +155,6 @@ def test_feature_extraction_matches_transformers(bundles: dict, tiny_models: dic
 
 
 # ------------------------------------------------------------------------------- batching, threads, isolation
-
-
-class RecordingSession:
-    """Passes every call to the real onnxruntime session and records the batch sizes it was given."""
-
-    def __init__(self, session: Any):
-        self.session, self.batches = session, []
-
-    def run(self, outputs: Any, feeds: dict) -> Any:
-        self.batches.append(len(feeds["input_ids"]))
-        return self.session.run(outputs, feeds)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.session, name)
 
 
 def test_lists_are_batched_not_looped(bundles: dict) -> None:

@@ -12,7 +12,7 @@ import pytest
 from conftest import bundles_in, read_json, run_builder
 
 from builder.config import compose_config
-from builder.stages.quantize import settings
+from builder.config import quantization_settings as settings
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
-"""Tiny random models with real (trained) tokenizers: BERT and DistilBERT with WordPiece, RoBERTa with
-byte-level BPE. One folder per architecture and task head, saved as transformers would."""
+"""Tiny random models with real tokenizers, one folder per architecture and task head, saved as transformers
+would. The heads come from builder's task registry. Tokenizers of the kinds the real checkpoints use: WordPiece
+(BERT, DistilBERT), byte-level BPE (RoBERTa)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import torch
 import transformers
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import AutoConfig, PreTrainedTokenizerFast
+
+from builder.tasks import TASKS
 
 CORPUS = [
     "George Washington was the first president of the United States.",
@@ -21,49 +24,56 @@ CORPUS = [
     "Who was the first president? Where is Apple headquartered? What is the capital?",
 ] * 3
 
-HEADS = {
-    "feature-extraction": "AutoModel",
-    "text-classification": "AutoModelForSequenceClassification",
-    "token-classification": "AutoModelForTokenClassification",
-    "question-answering": "AutoModelForQuestionAnswering",
-}
+HEADS = {name: task.head for name, task in TASKS.items()}
 LABELS = {
     "text-classification": ["NEGATIVE", "NEUTRAL", "POSITIVE"],
     "token-classification": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"],
 }
 MAX_POSITIONS = 128
+BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 
 
-def wordpiece_tokenizer(lowercase: bool = True) -> Tokenizer:
-    """A WordPiece vocabulary made directly (the trainer is not deterministic across processes): the corpus's
-    words, and every character alone and as a ##continuation, so unseen words split into real subwords."""
-    normalizer = normalizers.BertNormalizer(lowercase=lowercase)
-    pre = pre_tokenizers.BertPreTokenizer()
+def _words_and_chars(
+    normalizer: normalizers.Normalizer, pre: pre_tokenizers.PreTokenizer
+) -> tuple[list, list]:
     words = sorted({w for text in CORPUS for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(text))})
     chars = sorted(
         {c for text in CORPUS for c in normalizer.normalize_str(text) if not c.isspace()}
         | set("abcdefghijklmnopqrstuvwxyz0123456789")
     )
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    return words, chars
+
+
+def wordpiece_tokenizer(lowercase: bool = True, specials: list[str] = BERT_SPECIALS) -> Tokenizer:
+    """A WordPiece vocabulary made directly (the trainer is not deterministic across processes): the corpus's
+    words, and every character alone and as a ##continuation, so unseen words split into real subwords.
+    specials: [pad, unk, cls, sep, mask] in the checkpoint's order."""
+    normalizer = normalizers.BertNormalizer(lowercase=lowercase)
+    pre = pre_tokenizers.BertPreTokenizer()
+    words, chars = _words_and_chars(normalizer, pre)
     tokens = specials + chars + [f"##{c}" for c in chars] + [w for w in words if w not in chars]
-    tok = Tokenizer(models.WordPiece(vocab={t: i for i, t in enumerate(tokens)}, unk_token="[UNK]"))
+    unk, cls_token, sep = _role(specials, "unk"), _role(specials, "cls"), _role(specials, "sep")
+    tok = Tokenizer(models.WordPiece(vocab={t: i for i, t in enumerate(tokens)}, unk_token=unk))
     tok.normalizer = normalizer
     tok.pre_tokenizer = pre
     tok.decoder = decoders.WordPiece()
-    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    cls, sep_id = tok.token_to_id(cls_token), tok.token_to_id(sep)
+    pair = (
+        f"{cls_token} $A {sep} $B:1 {sep}:1"
+        if specials == BERT_SPECIALS
+        else f"{cls_token} $A {sep} {sep} $B {sep}"
+    )
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+        single=f"{cls_token} $A {sep}", pair=pair, special_tokens=[(cls_token, cls), (sep, sep_id)]
     )
     return tok
 
 
-def bpe_tokenizer() -> Tokenizer:
+def bpe_tokenizer(specials: list[str] = ROBERTA_SPECIALS) -> Tokenizer:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     tok.train_from_iterator(
         CORPUS,
         trainers.BpeTrainer(
@@ -76,34 +86,33 @@ def bpe_tokenizer() -> Tokenizer:
     return tok
 
 
-def wrap(tok: Tokenizer, model_type: str) -> PreTrainedTokenizerFast:
-    if model_type == "roberta":
-        specials = dict(
-            bos_token="<s>",
-            eos_token="</s>",
-            sep_token="</s>",
-            cls_token="<s>",
-            unk_token="<unk>",
-            pad_token="<pad>",
-            mask_token="<mask>",
-        )
-        names = ["input_ids", "attention_mask"]
-    else:
-        specials = dict(
-            unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]"
-        )
-        names = (
-            ["input_ids", "token_type_ids", "attention_mask"]
-            if model_type == "bert"
-            else ["input_ids", "attention_mask"]
-        )
+def _role(specials: list[str], role: str) -> str:
+    return dict(zip(("pad", "unk", "cls", "sep", "mask"), specials, strict=True))[role]
+
+
+TOKENIZERS = {  # model type -> (make the tokenizer, its specials, the inputs its checkpoints' tokenizers return)
+    "bert": (wordpiece_tokenizer, BERT_SPECIALS, ["input_ids", "token_type_ids", "attention_mask"]),
+    "distilbert": (wordpiece_tokenizer, BERT_SPECIALS, ["input_ids", "attention_mask"]),
+    "roberta": (bpe_tokenizer, ROBERTA_SPECIALS, ["input_ids", "attention_mask"]),
+}
+
+
+def make_tokenizer(model_type: str) -> PreTrainedTokenizerFast:
+    make, specials, names = TOKENIZERS[model_type]
+    roles = dict(
+        zip(("pad_token", "unk_token", "cls_token", "sep_token", "mask_token"), specials, strict=True)
+    )
+    if specials == ROBERTA_SPECIALS:
+        roles |= {"bos_token": "<s>", "eos_token": "</s>"}
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, model_max_length=MAX_POSITIONS, model_input_names=names, **specials
+        tokenizer_object=make(), model_max_length=MAX_POSITIONS, model_input_names=names, **roles
     )
 
 
-def config_for(model_type: str, task: str, vocab_size: int):  # type: ignore[no-untyped-def]
-    common = dict(vocab_size=vocab_size, initializer_range=0.2)
+def config_for(model_type: str, task: str, tok: PreTrainedTokenizerFast, labels: list[str] | None = None):  # type: ignore[no-untyped-def]
+    common = dict(vocab_size=tok.backend_tokenizer.get_vocab_size(), initializer_range=0.2)
+    layers = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+    pad = tok.pad_token_id
     if model_type == "distilbert":
         kw = dict(
             dim=32,
@@ -111,41 +120,32 @@ def config_for(model_type: str, task: str, vocab_size: int):  # type: ignore[no-
             n_heads=4,
             hidden_dim=64,
             max_position_embeddings=MAX_POSITIONS,
-            pad_token_id=0,
+            pad_token_id=pad,
         )
     elif model_type == "roberta":
-        kw = dict(
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            intermediate_size=64,
+        kw = layers | dict(
             max_position_embeddings=MAX_POSITIONS + 2,
-            pad_token_id=1,
+            pad_token_id=pad,
             bos_token_id=0,
             eos_token_id=2,
             type_vocab_size=1,
         )
     else:
-        kw = dict(
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            intermediate_size=64,
-            max_position_embeddings=MAX_POSITIONS,
-            pad_token_id=0,
-        )
-    labels = LABELS.get(task)
+        kw = layers | dict(max_position_embeddings=MAX_POSITIONS, pad_token_id=pad)
+    labels = labels or LABELS.get(task)
     if labels:
         kw |= dict(id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)})
     return AutoConfig.for_model(model_type, **common, **kw)
 
 
-def make_model(root: Path, model_type: str, task: str) -> Path:
-    folder = root / f"tiny-{model_type}-{task}"
-    tok = wrap(bpe_tokenizer() if model_type == "roberta" else wordpiece_tokenizer(), model_type)
+def make_model(
+    root: Path, model_type: str, task: str, labels: list[str] | None = None, name: str = ""
+) -> Path:
+    folder = root / (name or f"tiny-{model_type}-{task}")
+    tok = make_tokenizer(model_type)
     torch.manual_seed(0)
     cls = getattr(transformers, HEADS[task])
-    model = cls.from_config(config_for(model_type, task, tok.backend_tokenizer.get_vocab_size()))
+    model = cls.from_config(config_for(model_type, task, tok, labels))
     model.eval().save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder

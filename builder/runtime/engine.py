@@ -1,10 +1,12 @@
-"""An ONNX Runtime session with its tokenizer: what pipelines run on. (Build-time code runs the same pipelines
-on the PyTorch model through an engine with the same interface, so baseline and bundle share every step.)"""
+"""What pipelines run on: a bundle's graphs (one ONNX Runtime session each, by role), its tokenizer, model
+config and runtime options. Build-time code runs the same pipelines on the PyTorch model through an engine with
+the same interface, so baseline and bundle share every step."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,66 +16,102 @@ from builder.runtime.session import create_session
 from builder.runtime.tokenizer import BundleTokenizer, pad
 
 
+@dataclass(frozen=True)
+class GraphIO:
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    token_outputs: frozenset[str]  # per-token outputs: cut back to each encoding's own length
+
+
+def graph_io(graphs: Mapping[str, Mapping[str, Any]]) -> dict[str, GraphIO]:
+    """The manifest's runtime.graphs as GraphIO by role."""
+    return {
+        role: GraphIO(tuple(g["inputs"]), tuple(g["outputs"]), frozenset(g.get("token_outputs", ())))
+        for role, g in graphs.items()
+    }
+
+
 class Engine:
-    """Runs encodings through a model in padded batches. Subclasses set tokenizer, model_config, input_names,
-    token_outputs and implement run(outputs, feeds)."""
+    """Runs encodings through a graph in padded batches. Subclasses set tokenizer, model_config, options and
+    graphs, and implement run(outputs, feeds, graph)."""
 
     tokenizer: BundleTokenizer
     model_config: dict[str, Any]
-    input_names: list[str]
-    token_outputs: set[str]
+    options: dict[str, Any]  # the task's runtime options (e.g. feature extraction's pooling)
+    graphs: dict[str, GraphIO]
 
-    def run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    def run(self, outputs: list[str], feeds: dict[str, np.ndarray], graph: str = "model") -> list[np.ndarray]:
         raise NotImplementedError
 
     def infer(
-        self, encodings: Sequence[Any], outputs: list[str], batch_size: int = 32
+        self, encodings: Sequence[Any], outputs: list[str], batch_size: int = 32, graph: str = "model"
     ) -> list[list[np.ndarray]]:
-        """Run encodings in right-padded batches; per output, one array per encoding, token-level outputs cut
-        back to that encoding's own length."""
+        """Run encodings in right-padded batches; per output, one array per encoding, per-token outputs cut back
+        to that encoding's own length."""
+        io = self.graphs[graph]
         results: list[list[np.ndarray]] = [[] for _ in outputs]
         for start in range(0, len(encodings), max(1, batch_size)):
             chunk = encodings[start : start + batch_size]
-            feeds = pad(chunk, self.input_names, self.tokenizer.pad_id, self.tokenizer.pad_type_id)
-            values = self.run(outputs, feeds)
+            feeds = pad(chunk, io.inputs, self.tokenizer.pad_id, self.tokenizer.pad_type_id)
+            values = self.run(outputs, feeds, graph)
             for name, slot, value in zip(outputs, results, values, strict=True):
-                token_level = name in self.token_outputs
+                per_token = name in io.token_outputs
                 for row, encoding in zip(value, chunk, strict=True):
-                    slot.append(row[: len(encoding.ids)] if token_level else row)
+                    slot.append(row[: len(encoding.ids)] if per_token else row)
         return results
 
 
 class OnnxEngine(Engine):
     def __init__(
         self,
-        model_path: Path,
         folder: Path,
-        runtime: dict[str, Any],
-        hardware: dict[str, Any] | None = None,
-        session: Any = None,
+        runtime: Mapping[str, Any],
+        hardware: Mapping[str, Any] | None = None,
+        sessions: Mapping[str, Any] | None = None,
+        graph_files: Mapping[str, Path] | None = None,
     ):
-        """model_path: the ONNX file; folder: tokenizer files and config.json; runtime: the manifest's runtime;
-        session: one already open on model_path (the build shares one between its stages)."""
-        self.session = session or create_session(model_path, hardware or runtime["hardware"])
+        """folder: tokenizer files and config.json (and the graphs, unless graph_files says where they are);
+        runtime: the manifest's runtime section (format 2); sessions: ones already open, by role (the build
+        shares one per graph between its stages)."""
+        hardware = hardware or runtime["hardware"]
+        self.graphs = graph_io(runtime["graphs"])
+        files = dict(graph_files or {role: folder / g["file"] for role, g in runtime["graphs"].items()})
+        self.sessions = dict(
+            sessions or {role: create_session(files[role], hardware) for role in self.graphs}
+        )
+        for (
+            role,
+            io,
+        ) in self.graphs.items():  # what the session takes is the truth (an exporter may drop an input)
+            taken = tuple(i.name for i in self.sessions[role].get_inputs())
+            self.graphs[role] = GraphIO(taken, io.outputs, io.token_outputs)
         self.tokenizer = BundleTokenizer(folder, runtime["max_length"])
         config = folder / "config.json"
         self.model_config: dict[str, Any] = (
             json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
         )
-        self.input_names: list[str] = [i.name for i in self.session.get_inputs()]
-        self.token_outputs: set[str] = set(runtime.get("token_outputs", []))
-        # On a GPU, IOBinding: host inputs, outputs bound on the device and copied back once. Of the binding
-        # forms timed on an H100 this is the fastest; with host data it matches session.run within a few
-        # percent (benchmarks/cuda_check.py bindings). Set io_binding=False to use session.run.
-        self.io_binding = self.session.get_providers()[0] == "CUDAExecutionProvider"
+        self.options = dict(runtime.get("options") or {})
+        # On a GPU, IOBinding: host inputs, outputs bound on the device and copied back once (the fastest of the
+        # forms timed, see docs/benchmarks.md). Set io_binding=False to use session.run.
+        self.io_binding = next(iter(self.sessions.values())).get_providers()[0] == "CUDAExecutionProvider"
 
-    def run(self, outputs: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    @property
+    def session(self) -> Any:
+        """The session of the `model` graph (bundles of one graph)."""
+        return self.sessions["model"]
+
+    @session.setter
+    def session(self, value: Any) -> None:
+        self.sessions["model"] = value
+
+    def run(self, outputs: list[str], feeds: dict[str, np.ndarray], graph: str = "model") -> list[np.ndarray]:
+        session = self.sessions[graph]
         if not self.io_binding:
-            return self.session.run(outputs, feeds)
-        binding = self.session.io_binding()  # one per call: bindings are not shared between threads
+            return session.run(outputs, feeds)
+        binding = session.io_binding()  # one per call: bindings are not shared between threads
         for name, array in feeds.items():
             binding.bind_cpu_input(name, array)
         for name in outputs:
             binding.bind_output(name, "cuda")
-        self.session.run_with_iobinding(binding)
+        session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()

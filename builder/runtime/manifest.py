@@ -1,4 +1,9 @@
-"""Bundle manifests: sha256 and size of every file, checked before anything in a bundle is used."""
+"""Bundle manifests: sha256 and size of every file, checked before anything in a bundle is used, and the
+runtime section that says how to run the bundle.
+
+Format 2 names the graphs by role: runtime.graphs = {"model": {"file", "inputs", "outputs", "token_outputs"}}
+(later "encoder", "decoder", ...), and the task's runtime options in runtime.options. Format 1 (one graph,
+model.onnx) is read as the same shape."""
 
 from __future__ import annotations
 
@@ -9,7 +14,8 @@ from typing import Any
 
 from builder.errors import BundleIntegrityError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE = (1, 2)
 MANIFEST = "manifest.json"
 
 
@@ -46,7 +52,26 @@ def read_manifest(folder: Path) -> dict[str, Any]:
             f"{path}: bundle format {version} is newer than this builder reads ({FORMAT_VERSION}). "
             "Upgrade builder to load it."
         )
+    if version not in READABLE:
+        raise BundleIntegrityError(f"{path}: format_version {version} is not a bundle format ({READABLE}).")
     return manifest
+
+
+def runtime_section(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's runtime section in format 2's shape, whatever the bundle's format."""
+    runtime = dict(manifest.get("runtime") or {})
+    if int(manifest["format_version"]) >= 2:
+        return runtime
+    task = runtime.get("task")
+    graph = {
+        "file": "model.onnx",
+        "inputs": list(runtime.pop("inputs", [])),
+        "outputs": list(runtime.pop("outputs", [])),
+        "token_outputs": list(runtime.pop("token_outputs", [])),
+    }
+    pooling, normalize = runtime.pop("pooling", None), runtime.pop("normalize", None)
+    options = {"pooling": pooling, "normalize": normalize} if task == "feature-extraction" else {}
+    return runtime | {"pipeline": task, "graphs": {"model": graph}, "options": options}
 
 
 def _external_data_problems(folder: Path, listed: dict[str, Any]) -> list[str]:

@@ -1,0 +1,173 @@
+"""Validation that reports every problem before any work starts. Hydra checks types and unknown keys of the
+YAML files at compose time (the schemas make every node a struct); this adds what types cannot say: allowed
+values, keys added with `+key=`, unsupported combinations, a missing model folder, an unwritable output folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import typing
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from builder.config.schemas import TASK_SCHEMAS, BuildConfig
+from builder.errors import ConfigError
+from builder.tasks import TASKS
+
+OPTIMIZATION_LEVELS = ("none", "O1", "O2", "O3", "O4")
+QUANTIZATION_METHODS = ("none", "dynamic", "static")
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+DEVICES = ("cpu", "cuda")
+INT8_TYPES = ("int8", "uint8")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError listing every problem found, or return None."""
+    problems: list[str] = []
+    problems += [
+        f"{key}: no value (`???`). Set it, e.g. {key}=..." for key in sorted(OmegaConf.missing_keys(cfg))
+    ]
+    problems += _unknown_keys(cfg, BuildConfig, "")
+    if problems:  # the checks below read values that must exist
+        raise ConfigError(problems)
+    problems += _value_problems(cfg)
+    problems += combination_problems(cfg)
+    problems += _output_dir_problems(cfg.output_dir)
+    if cfg.cache_dir:
+        problems += [p.replace("output_dir", "cache_dir") for p in _output_dir_problems(cfg.cache_dir)]
+    from builder.source import source_problems
+
+    problems += source_problems(cfg)
+    if problems:
+        raise ConfigError(problems)
+
+
+def _choice(problems: list[str], key: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        problems.append(f"{key}={value!r} is not one of: {', '.join(allowed)}")
+
+
+def _value_problems(cfg: DictConfig) -> list[str]:
+    p: list[str] = []
+    _choice(p, "task.name", cfg.task.name, tuple(TASKS))
+    if cfg.task.name in TASKS:
+        options = {k: v for k, v in OmegaConf.to_container(cfg.task).items() if k != "name"}
+        p += TASKS[cfg.task.name].option_problems(options)
+    _choice(p, "optimization.level", cfg.optimization.level, OPTIMIZATION_LEVELS)
+    _choice(p, "quantization.method", cfg.quantization.method, QUANTIZATION_METHODS)
+    _choice(p, "hardware.device", cfg.hardware.device, DEVICES)
+    if cfg.optimization.ort_level not in (0, 1):
+        p.append(
+            f"optimization.ort_level={cfg.optimization.ort_level}: only 0 or 1 (basic) is saved into "
+            "bundles; higher levels are device-specific and applied by the session at load time"
+        )
+    for key in ("activation_type", "weight_type"):
+        _choice(p, f"hardware.quantization.{key}", cfg.hardware.quantization[key], INT8_TYPES)
+        if cfg.quantization[key] is not None:
+            _choice(p, f"quantization.{key}", cfg.quantization[key], INT8_TYPES)
+    cal = cfg.quantization.calibration
+    _choice(p, "quantization.calibration.method", cal.method, CALIBRATION_METHODS)
+    if cal.n < 1 or cal.batch_size < 1 or cal.chunk_batches < 1:
+        p.append("quantization.calibration.n, .batch_size and .chunk_batches must be >= 1")
+    if not 0 < cal.percentile <= 100:
+        p.append(f"quantization.calibration.percentile={cal.percentile}: between 0 and 100")
+    from builder.runtime.session import SESSION_OPTIMIZATIONS
+
+    _choice(
+        p, "hardware.session_optimization", cfg.hardware.session_optimization, tuple(SESSION_OPTIMIZATIONS)
+    )
+    if cfg.hardware.intra_op_threads < 0:
+        p.append(f"hardware.intra_op_threads={cfg.hardware.intra_op_threads}: use 0 (default) or more")
+    if not 14 <= cfg.export.opset <= 21:
+        p.append(f"export.opset={cfg.export.opset}: use an ONNX opset between 14 and 21")
+    b = cfg.benchmark
+    for key in ("batch_sizes", "sequence_lengths"):
+        if not b[key] or any(v < 1 for v in b[key]):
+            p.append(f"benchmark.{key}={list(b[key])}: give one or more positive integers")
+    if b.iterations < 1 or b.baseline_iterations < 1 or b.rounds < 1 or b.warmup < 0:
+        p.append(
+            f"benchmark.iterations={b.iterations}, benchmark.baseline_iterations={b.baseline_iterations}, "
+            f"benchmark.rounds={b.rounds}, benchmark.warmup={b.warmup}: iterations and rounds must be >= 1, "
+            "the warm-up >= 0"
+        )
+    ev = cfg.evaluation
+    if ev.max_samples is not None and ev.max_samples < 1:
+        p.append(f"evaluation.max_samples={ev.max_samples}: give a positive number, or null for all")
+    drop = ev.gate.max_relative_drop
+    if drop is not None and not -1 < drop < 1:
+        p.append(
+            f"evaluation.gate.max_relative_drop={drop}: a fraction, e.g. 0.01 to keep 99% of the baseline"
+        )
+    if ev.enabled and drop is not None and not ev.dataset:
+        p.append("evaluation.gate needs evaluation.dataset")
+    if not 0 <= cfg.fidelity.min_cosine <= 1 or not 0 <= cfg.fidelity.min_agreement <= 1:
+        p.append("fidelity.min_cosine and fidelity.min_agreement are fractions between 0 and 1")
+    return p
+
+
+def combination_problems(cfg: DictConfig) -> list[str]:
+    """Settings that are valid alone but not together."""
+    p: list[str] = []
+    hw, opt, quant = cfg.hardware, cfg.optimization, cfg.quantization
+    if hw.name == "auto":
+        return p
+    if quant.method == "dynamic" and hw.device == "cuda":
+        p.append(
+            "quantization=dynamic with hardware=cuda: dynamic int8 runs on CPUs only. "
+            "For GPUs use optimization=O4 quantization=none (fp16)."
+        )
+    activations = quant.activation_type or hw.quantization.activation_type
+    if quant.method == "dynamic" and hw.device != "cuda" and activations != "uint8":
+        p.append(
+            f"quantization.activation_type={activations} with quantization=dynamic: dynamic quantization "
+            "computes activations as uint8. Leave quantization.activation_type unset (null)."
+        )
+    if opt.fp16 and hw.device != "cuda":
+        p.append(
+            f"optimization={opt.level} (fp16) with hardware={hw.name}: fp16 is fast on GPUs only. "
+            "Use hardware=cuda, or optimization=O3 on CPUs."
+        )
+    if opt.fp16 and quant.method != "none":
+        p.append(
+            f"optimization={opt.level} (fp16) with quantization={quant.method}: pick one; use quantization=none"
+        )
+    return p
+
+
+def _unknown_keys(node: Any, schema: Any, path: str) -> list[str]:
+    """Keys added with `+key=value` that no schema knows (Hydra's struct mode lets those through)."""
+    if not isinstance(node, DictConfig) or not dataclasses.is_dataclass(schema):
+        return []
+    fields = typing.get_type_hints(schema)
+    p: list[str] = []
+    for key in node:
+        if key == "hydra":
+            continue
+        full = f"{path}{key}"
+        if key not in fields:
+            known = ", ".join(f"{path}{k}" for k in fields)
+            p.append(f"{full}: unknown key. Known keys here: {known}")
+            continue
+        sub = fields[key]
+        if full == "task":  # the chosen task's own schema
+            sub = TASK_SCHEMAS.get(node[key].get("name"))
+        p += _unknown_keys(node[key], sub, f"{full}.")
+    return p
+
+
+def _output_dir_problems(output_dir: str) -> list[str]:
+    root = Path(output_dir).expanduser()
+    probe = root
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        return [f"output_dir={output_dir}: {probe} is a file, not a folder. Choose another output_dir=PATH"]
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        return [f"output_dir={output_dir}: cannot write there ({e.strerror}). Choose another output_dir=PATH"]
+    return []

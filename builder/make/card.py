@@ -1,0 +1,235 @@
+"""The bundle's model card (README.md): Hugging Face metadata with a model-index, and readable tables of what was
+built and measured."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def model_card(
+    config: dict[str, Any], metrics: dict[str, Any], manifest_extra: dict[str, Any], name: str
+) -> str:
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    task = config["task"]["name"]
+    quant = config["quantization"]["method"]
+    source = manifest_extra["source"]
+    base = config["model"].get("base_model") or (source.get("repo_id") if source["kind"] == "hub" else None)
+    evals = []
+    evaluation = metrics.get("evaluation", {})
+    if evaluation.get("bundle"):
+        dataset = evaluation["dataset"]
+        for metric, value in evaluation["bundle"].items():
+            if metric.endswith("_total") or metric == "total":
+                continue
+            evals.append(
+                EvalResult(
+                    task_type=task,
+                    dataset_type=dataset if "/" in dataset and not dataset.startswith("/") else "local",
+                    dataset_name=dataset if dataset != "builtin" else f"builder built-in {task} set",
+                    dataset_split=evaluation.get("split"),
+                    dataset_revision=evaluation.get("revision"),
+                    metric_type=metric,
+                    metric_value=round(float(value), 6),
+                )
+            )
+    fidelity = metrics.get("fidelity", {})
+    for output, m in fidelity.get("outputs", {}).items():
+        for metric, value in (
+            ("cosine_similarity", m["cosine_mean"]),
+            ("argmax_agreement", m.get("argmax_agreement")),
+        ):
+            if value is not None:
+                evals.append(
+                    EvalResult(
+                        task_type=task,
+                        dataset_type="builder-fidelity",
+                        dataset_name=f"builder built-in inputs, {output} vs PyTorch",
+                        metric_type=metric,
+                        metric_name=f"{output} {metric.replace('_', ' ')}",
+                        metric_value=round(float(value), 6),
+                    )
+                )
+    data = ModelCardData(
+        library_name="onnx",
+        pipeline_tag=task,
+        base_model=base,
+        base_model_relation="quantized" if (base and quant != "none") else None,
+        tags=[
+            "onnx",
+            "onnxruntime",
+            "builder",
+            config["hardware"]["name"],
+            f"optimization-{config['optimization']['level']}",
+            f"quantization-{quant}",
+        ],
+        model_name=name,
+        eval_results=evals or None,
+    )
+    return str(
+        ModelCard(f"---\n{data.to_yaml()}\n---\n\n{_card_body(config, metrics, manifest_extra, name)}")
+    )
+
+
+def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str, Any], name: str) -> str:
+    src = extra["source"]
+    origin = src.get("repo_id", config["model"]["source"])
+    if src["kind"] == "hub":
+        origin += f" @ {src['commit']}"
+    lines = [
+        f"# {name}",
+        "",
+        f"An ONNX Runtime bundle of **{origin}** for `{config['task']['name']}`, built by builder "
+        f"{extra['versions']['builder']} for hardware profile `{config['hardware']['name']}`.",
+        "",
+        "| setting | value |",
+        "| --- | --- |",
+        f"| optimization | {config['optimization']['level']} |",
+        f"| quantization | {_quant_text(metrics)} |",
+        f"| fused operators | {_fused_text(metrics)} |",
+        f"| model size | {_size_text(metrics)} |",
+        "",
+        "## Fidelity to the PyTorch model",
+        "",
+    ]
+    fid = metrics.get("fidelity", {})
+    if fid.get("measured"):
+        lines += [
+            "| output | cosine (mean) | cosine (min) | argmax agreement | max abs diff |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for out, m in fid["outputs"].items():
+            agree = f"{m['argmax_agreement']:.4f}" if "argmax_agreement" in m else "-"
+            lines.append(
+                f"| {out} | {m['cosine_mean']:.6f} | {m['cosine_min']:.6f} | {agree} | {m['max_abs_diff']:.3g} |"
+            )
+    else:
+        lines.append(f"Not measured: {fid.get('reason', 'skipped')}.")
+    if not metrics.get("host", {}).get("runs_profile", True):
+        lines += [
+            "",
+            f"Measured on {metrics['host']['cpu']}, which cannot run the `{config['hardware']['name']}` profile: "
+            "accuracy numbers come from this host's kernels, and latency was not measured.",
+        ]
+    lines += ["", "## Task metric vs the PyTorch model", ""]
+    ev = metrics.get("evaluation", {})
+    if ev.get("bundle"):
+        lines += [
+            f"{ev['examples']} examples of {ev['dataset']}; both models run through the same pipeline code.",
+            "",
+            "| metric | PyTorch baseline | bundle | kept |",
+            "| --- | --- | --- | --- |",
+        ]
+        for metric, value in ev["bundle"].items():
+            if metric.endswith("total"):
+                continue
+            base = ev["baseline"].get(metric)
+            kept = f"{100 * value / base:.2f}%" if base else "-"
+            mark = " (primary)" if metric == ev["metric"] else ""
+            lines.append(f"| {metric}{mark} | {base:.4f} | {value:.4f} | {kept} |")
+        if "gate" in ev:
+            g = ev["gate"]
+            lines += [
+                "",
+                f"Quality gate: keep >= {100 * (1 - g['max_relative_drop']):.1f}% of the baseline's {ev['metric']}: passed.",
+            ]
+    else:
+        lines.append("Not evaluated.")
+    lines += ["", "## Latency (measured at build time)", ""]
+    bench = metrics.get("benchmark", {})
+    if bench.get("measured"):
+        host = metrics["host"]
+        lines += [
+            f"{host['cpu']}, {bench['threads']} thread(s), provider {bench['provider']}, "
+            f"{bench['iterations']} timed calls after {bench['warmup']} warm-up calls"
+            + (
+                f", and {bench['baseline_iterations']} of the PyTorch model "
+                f"(on {'the GPU' if bench.get('baseline_device') == 'cuda' else 'the CPU'}), in {bench['rounds']} alternating "
+                f"rounds of back-to-back calls (each block after {_settle_text(bench['settle_calls'])})."
+                if bench.get("baseline_iterations")
+                else "."
+            ),
+            "",
+            "| batch | tokens | bundle p50 ms | bundle p99 ms | PyTorch p50 ms | speed-up (p50) | bundle items/s |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in bench["results"]:
+            pt = r.get("pytorch", {})
+            speed = f"{r['speedup_p50']:.2f}x" if "speedup_p50" in r else "-"
+            pt50 = f"{pt['p50_ms']:.2f}" if pt else "-"
+            lines.append(
+                f"| {r['batch_size']} | {r['sequence_length']} | {r['bundle']['p50_ms']:.2f} | {r['bundle']['p99_ms']:.2f} "
+                f"| {pt50} | {speed} | {r['bundle']['throughput_per_s']:.1f} |"
+            )
+        note = busy_host_note(bench)
+        lines += ["", f"Note: {note}."] if note else []
+    else:
+        lines.append(f"Not measured: {bench.get('reason', 'skipped')}.")
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import builder  # pip install the builder runtime: onnxruntime, tokenizers, numpy",
+        "",
+        f'pipeline = builder.load("{name}")  # verifies every file first',
+        "```",
+        "",
+        "Or with ONNX Runtime alone: "
+        + ", ".join(
+            f"`{g['file']}` ({role}: {', '.join(g['inputs'])} -> {', '.join(g['outputs'])})"
+            for role, g in extra["runtime"]["graphs"].items()
+        )
+        + ".",
+        "",
+        "`manifest.json` holds the sha256 of every file (`builder verify <folder>`); `build.yaml` the full",
+        "build configuration; `metrics.json` every measurement above and the host it was taken on.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+BUSY_HOST = 0.1  # other processes took more than this share of the host's CPU while the benchmark timed
+
+
+def busy_host_note(bench: dict[str, Any]) -> str | None:
+    """A warning for latencies timed while other work loaded the host (they are then inflated)."""
+    load = bench.get("host_load_by_others")
+    if load is None or load <= BUSY_HOST:
+        return None
+    return (
+        f"other processes used {100 * load:.0f}% of this host's CPU while timing: the latencies are inflated; "
+        "rebuild on a quiet host to measure them"
+    )
+
+
+def _settle_text(settle: Any) -> str:
+    if not isinstance(settle, dict):  # bundles built before settling was set per side
+        return f"{settle} settling calls"
+    label = {"bundle": "bundle", "pytorch": "PyTorch model"}
+    return " and ".join(
+        f"{n} settling call{'s' if n != 1 else ''} of the {label.get(side, side)}"
+        for side, n in settle.items()
+    )
+
+
+def _quant_text(metrics: dict[str, Any]) -> str:
+    q = metrics.get("quantize", {})
+    if q.get("method", "none") == "none":
+        return "none (fp16)" if metrics.get("optimize", {}).get("fp16") else "none (fp32)"
+    return (
+        f"{q['method']} int8: weights {q['weight_type']}, activations {q['activation_type']}, "
+        f"per-channel {q['per_channel']}, reduce-range {q['reduce_range']}, ops {', '.join(q['op_types'])}"
+    )
+
+
+def _fused_text(metrics: dict[str, Any]) -> str:
+    fused = metrics.get("optimize", {}).get("fused_operators") or {}
+    return ", ".join(f"{op} x{n}" for op, n in fused.items()) or "none"
+
+
+def _size_text(metrics: dict[str, Any]) -> str:
+    s = metrics.get("size", {})
+    if not s:
+        return "-"
+    return f"{s['bundle_model_bytes'] / 1e6:.1f} MB ({s['ratio_to_fp32']:.2f}x of fp32 {s['fp32_model_bytes'] / 1e6:.1f} MB)"

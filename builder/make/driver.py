@@ -1,0 +1,147 @@
+"""build_bundle(): validate, resolve the source, run the stages, assemble the bundle in a staging folder, and
+publish it with a rename. A failed or interrupted build leaves no bundle folder behind."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from builder import config, source
+from builder.errors import StageError
+from builder.make import host_lock, stages, writer
+from builder.make.cache import CachedWork, StageCache, stage_key
+from builder.make.context import BuildContext
+from builder.make.eval_data import load_examples
+from builder.make.files import onnx_files
+from builder.make.models import Models, write_model_files
+from builder.make.sessions import Sessions
+from builder.tasks import TASKS
+
+
+def build_bundle(
+    cfg: DictConfig,
+    *,
+    overrides: list[str] | tuple[str, ...] = (),
+    choices: dict[str, Any] | None = None,
+    quiet: bool = False,
+) -> Path:
+    """Build the bundle a composed config describes; return its folder. Raises builder.errors.BuilderError."""
+    config.validate(cfg)
+    resolved = config.to_container(cfg)
+    task = TASKS[cfg.task.name]
+    options = {k: v for k, v in OmegaConf.to_container(cfg.task).items() if k != "name"}
+    src = source.resolve(cfg)
+    examples = load_examples(cfg) if cfg.evaluation.enabled else None  # a bad dataset fails before model work
+    bid = writer.bundle_id(resolved, src.identity)
+    name = writer.bundle_name(resolved, bid)
+    root = Path(cfg.output_dir).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    say = (lambda *a, **k: None) if quiet else print
+    say(f"building {name}")
+    work = Path(tempfile.mkdtemp(prefix=f".work-{bid[:8]}-", dir=root))
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{bid[:8]}-", dir=root))
+    versions = writer.tool_versions()
+    models = Models(src, task, options, cfg.model.trust_remote_code, cfg.model.source)
+    store = StageCache(cfg.cache_dir) if cfg.cache_dir else None
+    ctx = BuildContext(
+        cfg=cfg,
+        task=task,
+        options=options,
+        source=src,
+        workdir=work,
+        models=models,
+        sessions=Sessions(cfg.hardware),
+        cache=CachedWork(store, stage_key("source", "", src.identity, versions), versions),
+        model_files=work / "files",
+        examples=examples,
+    )
+    try:
+        with host_lock.computing():  # other builds on this host time their latency only in between
+            write_model_files(models, ctx.model_files)
+            ctx.metrics["stages"] = run_stages(ctx, store, say)
+            writer.assemble(ctx, staging, resolved, bid, name, list(overrides), choices or {})
+            writer.publish(staging, root / name)
+    except StageError as e:
+        say(" failed", flush=True)
+        report = _reject(root, name, resolved, ctx.metrics, str(e))
+        rejected = StageError(f"{e} What was measured: {report}")
+        rejected.report = report  # type: ignore[attr-defined]
+        raise rejected from e
+    except BaseException:
+        say(" failed", flush=True)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+    return root / name
+
+
+def run_stages(ctx: BuildContext, store: StageCache | None, say: Any) -> dict[str, Any]:
+    """Every stage in order. A stage with a cache config is reused from the stage cache when its key is there;
+    one that needs the host alone runs under the host lock. Returns, per stage: built / reused / ran (not
+    cacheable), its cache key, seconds, and its window (unix times)."""
+    timeline: dict[str, Any] = {}
+    parent = ctx.cache.source_key
+    for i, stage in enumerate(stages.STAGES, 1):
+        start, started_at = time.perf_counter(), time.time()
+        say(f"  [{i}/{len(stages.STAGES)}] {stage.name} ...", end="", flush=True)
+        ctx.cache.input_key = parent
+        content = stage.cache_config(ctx) if store else None
+        key = None if content is None else stage_key(stage.name, parent, content, ctx.cache.versions)
+        try:
+            with host_lock.measuring(stage.exclusive(ctx)) as waited:
+                record, status = _run(ctx, stage, store, key)
+        except StageError as e:
+            if e.record is not None:
+                ctx.metrics[stage.name] = e.record
+            raise
+        if stage.exclusive(ctx):
+            record["waited_for_host_s"] = round(waited, 3)
+        ctx.metrics[stage.name] = record
+        if key is not None:
+            parent = key
+        seconds = round(time.perf_counter() - start, 3)
+        timeline[stage.name] = {
+            "status": status,
+            "key": key,
+            "seconds": seconds,
+            "window": [started_at, time.time()],
+        }
+        say(f" {seconds:.1f}s" + (" (reused)" if status == "reused" else ""), flush=True)
+    return timeline
+
+
+def _run(
+    ctx: BuildContext, stage: stages.Stage, store: StageCache | None, key: str | None
+) -> tuple[dict, str]:
+    """(the stage's record, built | reused | ran). A cached stage's output is the graphs it leaves in ctx.graphs."""
+    if key is None or store is None:
+        return stage.run(ctx), "ran"
+
+    def build() -> tuple[list[Path], dict[str, Any]]:
+        record = stage.run(ctx)
+        files = [part for path in ctx.graphs.values() for part in onnx_files(path)]
+        return files, {"graphs": {role: path.name for role, path in ctx.graphs.items()}, "record": record}
+
+    folder, data, reused = store.get_or_build(stage.name, key, build)
+    if reused:
+        ctx.graphs = {role: folder / file for role, file in data["graphs"].items()}
+    return data["record"], "reused" if reused else "built"
+
+
+def _reject(root: Path, name: str, resolved: dict[str, Any], metrics: dict[str, Any], reason: str) -> Path:
+    """Keep the measurements of a build that failed a gate, outside the published bundles."""
+    folder = root / ".rejected"
+    folder.mkdir(exist_ok=True)
+    report = folder / f"{name}.json"
+    record = {"name": name, "reason": reason, "config": resolved, "metrics": metrics}
+    tmp = report.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(report)
+    return report

@@ -1,0 +1,125 @@
+"""The source model as the build uses it: its tokenizer, its facts (inputs, longest input) and the PyTorch
+modules of the task's graphs. Sweep jobs in one process share what they load."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from builder.errors import StageError
+from builder.source import Source
+from builder.tasks import ModelFacts, Task
+from builder.tasks.architectures import input_names, position_limit, read_config
+
+_LOADED: dict[tuple, Any] = {}  # the last PyTorch models loaded in this process
+_KEEP = 3  # eager (export), default attention (baselines), and on a GPU a cuda copy
+
+
+class Models:
+    def __init__(
+        self, source: Source, task: Task, options: dict[str, Any], trust_remote_code: bool, what: str
+    ):
+        """what: the model.source value, for messages."""
+        self.source, self.task, self.options = source, task, options
+        self.trust_remote_code, self.what = trust_remote_code, what
+        self._tokenizer: Any = None
+        self._facts: ModelFacts | None = None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.facts.config
+
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(self.source.path, trust_remote_code=self.trust_remote_code)
+            if not getattr(tok, "is_fast", False):
+                raise StageError(
+                    f"model.source={self.what}: the tokenizer has no fast (tokenizer.json) version; bundles need "
+                    "one so apps run without transformers."
+                )
+            self._tokenizer = tok
+        return self._tokenizer
+
+    @property
+    def facts(self) -> ModelFacts:
+        if self._facts is None:
+            config = read_config(self.source.path)
+            tok = self.tokenizer()
+            limit = position_limit(config)
+            limit = min(limit, getattr(tok, "model_max_length", limit) or limit)
+            self._facts = ModelFacts(
+                folder=self.source.path,
+                config=config,
+                tokenizer=tok,
+                input_names=input_names(config, list(tok.model_input_names)),
+                max_length=int(self.task.max_length(self.source.path, int(limit))),
+            )
+        return self._facts
+
+    def torch_modules(self, eager: bool, device: str = "cpu") -> dict[str, Any]:
+        """The task's graphs as PyTorch modules in eval mode, by role. eager=True is the attention form ONNX
+        Runtime can fuse (what export traces); eager=False the transformers default (sdpa), the baseline users
+        would otherwise run."""
+        key = (
+            str(self.source.path),
+            json.dumps(self.source.identity, sort_keys=True),
+            self.task.name,
+            json.dumps(self.options, sort_keys=True, default=str),
+            eager,
+            device,
+        )
+        if key not in _LOADED:  # sweep jobs in one process share the model they all read
+            _LOADED[key] = self._load(eager, device)
+            while len(_LOADED) > _KEEP:
+                _LOADED.pop(next(iter(_LOADED)))
+        return _LOADED[key]
+
+    def _load(self, eager: bool, device: str) -> dict[str, Any]:
+        import transformers
+
+        transformers.logging.disable_progress_bar()
+        transformers.logging.set_verbosity_error()
+        cls = getattr(transformers, self.task.head)
+        kwargs = {"attn_implementation": "eager"} if eager else {}
+        model = cls.from_pretrained(
+            self.source.path, trust_remote_code=self.trust_remote_code, **kwargs
+        ).eval()
+        return {
+            graph.role: self.task.torch_module(model, self.facts, self.options, graph).to(device).eval()
+            for graph in self.task.graphs()
+        }
+
+
+def write_model_files(models: Models, folder: Path) -> Path:
+    """The bundle's files besides the graphs: tokenizer files and config.json. Stages that run the built graphs
+    through the runtime read them, and the bundle is assembled from them."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    # A fresh copy: a tokenizer in use keeps the padding/truncation of its last call in tokenizer.json.
+    type(models.tokenizer()).from_pretrained(models.source.path).save_pretrained(folder)
+    shutil.copyfile(models.source.path / "config.json", folder / "config.json")
+    return folder
+
+
+def torch_outputs(module: Any, batch: dict[str, Any], names: tuple[str, ...]) -> list[Any]:
+    """The module's outputs (numpy, float32) on a batch, remembered on the module: sweep jobs in one process
+    share the PyTorch model, and its outputs on the built-in inputs are the same for every bundle they compare."""
+    import hashlib
+
+    import numpy as np
+    import torch
+
+    digest = hashlib.sha256()
+    for n in names:
+        digest.update(f"{n}{batch[n].shape}{batch[n].dtype}".encode())
+        digest.update(np.ascontiguousarray(batch[n]).tobytes())
+    memo: dict[str, list[Any]] = module.__dict__.setdefault("_builder_outputs", {})
+    if digest.hexdigest() not in memo:
+        with torch.inference_mode():
+            out = module(*(torch.from_numpy(batch[n]) for n in names))
+        memo[digest.hexdigest()] = [o.float().numpy() for o in out]
+    return [o.copy() for o in memo[digest.hexdigest()]]

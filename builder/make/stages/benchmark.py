@@ -1,0 +1,168 @@
+"""benchmark: latency and throughput of the bundle's session and of the PyTorch baseline, interleaved in
+one run on the same inputs and thread count (in alternating blocks of back-to-back calls), per batch size and
+sequence length. It times the task's `model` graph; the driver gives it the host to itself (exclusive)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from builder.hardware import cpu_info, cpu_seconds, gpu_names, host_can_run, load_by_others
+from builder.make.context import BuildContext
+
+
+def exclusive(ctx: BuildContext) -> bool:
+    """Time with the host to ourselves (when timing at all): other builds on this host pause meanwhile."""
+    b = ctx.cfg.benchmark
+    return bool(b.enabled and b.exclusive and host_can_run(ctx.cfg.hardware))
+
+
+def run(ctx: BuildContext) -> dict[str, Any]:
+    b = ctx.cfg.benchmark
+    if not b.enabled:
+        return {"skipped": True}
+    hw = ctx.cfg.hardware
+    if not host_can_run(hw):
+        why = "no GPU" if hw.device == "cuda" and not gpu_names() else "missing instruction sets or providers"
+        return {
+            "measured": False,
+            "reason": f"this host cannot run hardware={hw.name} ({why}: see metrics.host)",
+        }
+    threads = hw.intra_op_threads or cpu_info()["physical_cores"] or 1
+    session = ctx.sessions.get(ctx.graphs["model"])
+    provider = session.get_providers()[0]
+    if hw.device == "cuda" and provider != "CUDAExecutionProvider":  # CUDA compiled in, but it did not start
+        return {
+            "measured": False,
+            "reason": f"onnxruntime here runs hardware={hw.name} on {provider}: CUDA did not start",
+        }
+    # The baseline runs where users would run PyTorch for this hardware: a cuda bundle against the GPU.
+    device = "cuda" if hw.device == "cuda" else "cpu"
+    baseline = ctx.models.torch_modules(eager=False, device=device)["model"] if b.baseline else None
+    facts = ctx.models.facts
+    names = facts.input_names
+    taken = [i.name for i in session.get_inputs()]
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    vocab = int(facts.config.get("vocab_size", 1000))
+    shapes = [(bs, sl) for bs in b.batch_sizes for sl in b.sequence_lengths if sl <= facts.max_length]
+    results = []
+    try:
+        total = len(shapes) * (b.warmup + b.iterations)
+        with tqdm(total=total, desc="benchmark", leave=False, disable=None) as bar:
+            window, cpu_before, warmed = [time.time()], cpu_seconds(), []
+            for batch_size, seq_len in shapes:
+                feeds = ctx.task.benchmark_feeds(names, batch_size, seq_len, vocab, rng)
+                runners = {"bundle": lambda f={n: feeds[n] for n in taken}: session.run(None, f)}
+                if baseline is not None:
+                    tensors = tuple(torch.from_numpy(feeds[n]) for n in names)
+                    runners["pytorch"] = lambda t=tensors: _torch_call(baseline, t, device)
+                counts = {"bundle": b.iterations, "pytorch": b.baseline_iterations}
+                warmups = {
+                    "bundle": b.warmup,
+                    "pytorch": _baseline_warmup(baseline, device, threads, feeds, b),
+                }
+                warmed.append(warmups)
+                times = _interleaved(runners, warmups, b.rounds, counts, bar.update)
+                row = {"batch_size": batch_size, "sequence_length": seq_len}
+                row |= {name: stats(t, batch_size) for name, t in times.items()}
+                if "pytorch" in row:
+                    row["speedup_p50"] = row["pytorch"]["p50_ms"] / row["bundle"]["p50_ms"]
+                results.append(row)
+            window.append(time.time())
+            others = load_by_others(cpu_before, cpu_seconds(), window[1] - window[0])
+    finally:
+        torch.set_num_threads(previous_threads)
+    return {
+        "measured": True,
+        "threads": threads,
+        "provider": provider,
+        "baseline_device": device if baseline is not None else None,
+        "warmup": b.warmup,
+        "warmup_calls": warmed,  # per shape and side: the baseline skips it once warm in this process
+        "iterations": b.iterations,
+        "baseline_iterations": b.baseline_iterations if baseline is not None else 0,
+        "rounds": b.rounds,
+        "settle_calls": SETTLE if baseline is not None else {},
+        "host_exclusive": b.exclusive,  # no other build on this host computed while this one timed
+        "timed_window": window,  # unix times
+        # Share of the host's CPU that other processes (or the hypervisor) took while timing: above
+        # bundle.BUSY_HOST the latencies are inflated, and the CLI, card and report say so.
+        "host_load_by_others": others,
+        "results": results,
+    }
+
+
+# Untimed calls each time the loop switches sides, as many as each side takes to settle (docs/benchmarks.md): the
+# first calls are slowed by the other side's still-spinning threads and its cache footprint; calling the sides
+# one for one would time that interference.
+SETTLE = {"bundle": 1, "pytorch": 2}
+
+
+def _baseline_warmup(model: Any, device: str, threads: int, feeds: dict, b: Any) -> int:
+    """Warm-up calls the baseline needs: none once this process has run the same model on these shapes with
+    these threads (a sweep's later jobs), since the one-time costs are paid and settling calls precede every block."""
+    if model is None:
+        return 0
+    key = (device, threads, tuple((n, a.shape) for n, a in feeds.items()))
+    warm = model.__dict__.setdefault("_builder_warm", set())
+    if key in warm:
+        return 0
+    warm.add(key)
+    return b.warmup
+
+
+def _interleaved(
+    runners: dict, warmups: dict[str, int], rounds: int, counts: dict[str, int], tick: Any
+) -> dict[str, list]:
+    """Seconds per call. `warmups` untimed calls of each side in a block; then `rounds` rounds in which each side
+    in turn makes its SETTLE untimed calls and then its share of `counts` timed calls back to back. Each side is
+    timed in its steady state, and both are sampled across the whole run, so slow drifts of the host's load hit
+    both alike."""
+    for name, call in runners.items():
+        for _ in range(warmups.get(name, 0)):
+            call()
+            if name == "bundle":
+                tick()
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for r in range(rounds):
+        for name in runners:  # blocks alternate sides: each block follows one of the other side
+            n = counts[name]
+            share = n * (r + 1) // rounds - n * r // rounds
+            if not share:
+                continue
+            for _ in range(SETTLE[name] if len(runners) > 1 else 0):
+                runners[name]()
+            for _ in range(share):
+                start = time.perf_counter()
+                runners[name]()
+                times[name].append(time.perf_counter() - start)
+                if name == "bundle":
+                    tick()
+    return times
+
+
+def _torch_call(model: torch.nn.Module, tensors: tuple[torch.Tensor, ...], device: str = "cpu") -> None:
+    with torch.inference_mode():
+        out = model(*(t.to(device) for t in tensors))
+        if device != "cpu":
+            # host inputs in, host outputs back, as the bundle's session.run does; also waits for the GPU
+            [o.cpu() for o in out]
+
+
+def stats(seconds: list[float], batch_size: int) -> dict[str, float]:
+    ms = np.asarray(seconds) * 1000.0
+    return {
+        "calls": int(ms.size),
+        "mean_ms": float(ms.mean()),
+        "std_ms": float(ms.std()),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p90_ms": float(np.percentile(ms, 90)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "throughput_per_s": float(batch_size * 1000.0 / ms.mean()),
+    }

@@ -1,0 +1,119 @@
+"""evaluation: the task metric of the PyTorch baseline and of the built graphs on the same examples, their
+retention (bundle / baseline), and the quality gate (`evaluation.gate.max_relative_drop`).
+
+Both run through the task's runtime pipeline, the baseline on a PyTorch engine with the same pre- and
+post-processing (transformers 5 has no question-answering pipeline; for the other tasks builder's pipelines
+are tested equal to transformers')."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from builder.errors import StageError
+from builder.make.context import BuildContext, runtime_section
+from builder.make.eval_data import load_examples
+from builder.runtime.engine import Engine, GraphIO, OnnxEngine
+from builder.runtime.pipelines import PIPELINES
+from builder.runtime.tokenizer import BundleTokenizer
+
+CHUNK = 64  # examples per progress-bar step
+
+
+class TorchEngine(Engine):
+    """The PyTorch model (transformers' default attention) behind the runtime's engine interface."""
+
+    def __init__(self, ctx: BuildContext, runtime: dict[str, Any]):
+        facts = ctx.models.facts
+        self.modules = ctx.models.torch_modules(eager=False)
+        self.tokenizer = BundleTokenizer(ctx.model_files, facts.max_length)
+        self.model_config = facts.config
+        self.options = runtime["options"]
+        self.input_names = facts.input_names
+        self.graphs = {  # the PyTorch modules take every model input
+            graph.role: GraphIO(
+                facts.input_names, graph.output_names, frozenset(o.name for o in graph.outputs if o.per_token)
+            )
+            for graph in ctx.task.graphs()
+        }
+
+    def run(self, outputs: list[str], feeds: dict[str, np.ndarray], graph: str = "model") -> list[np.ndarray]:
+        with torch.inference_mode():
+            values = self.modules[graph](*(torch.from_numpy(feeds[n]) for n in self.input_names))
+        by_name = dict(zip(self.graphs[graph].outputs, values, strict=True))
+        return [by_name[name].float().numpy() for name in outputs]
+
+
+def run(ctx: BuildContext) -> dict[str, Any]:
+    ev, task = ctx.cfg.evaluation, ctx.task
+    if not ev.enabled:
+        return {"skipped": True}
+    examples, origin = ctx.examples or load_examples(ctx.cfg)
+    runtime = runtime_section(ctx)
+    pipeline = PIPELINES[task.pipeline]
+
+    def baseline() -> dict[str, float]:
+        return task.evaluate(pipeline(TorchEngine(ctx, runtime)), examples, ev, _chunks("baseline"))
+
+    results = {"baseline": _baseline(ctx, examples, origin, runtime, baseline)}
+    from_cache = bool(results["baseline"].pop("_from_cache", False))
+    engine = OnnxEngine(ctx.model_files, runtime, sessions=ctx.sessions.of(ctx.graphs))
+    results["bundle"] = task.evaluate(pipeline(engine), examples, ev, _chunks("bundle"))
+    primary = task.gate_metric
+    base, ours = results["baseline"][primary], results["bundle"][primary]
+    retention = 100.0 * ours / base if base else None
+    record: dict[str, Any] = origin | {
+        "task": task.name,
+        "metric": primary,
+        "baseline": results["baseline"],
+        "bundle": results["bundle"],
+        "retention_percent": retention,
+        "baseline_from_cache": from_cache,
+    }
+    drop = ev.gate.max_relative_drop
+    if drop is not None:
+        needed = base * (1 - drop)
+        record["gate"] = {"max_relative_drop": drop, "required": needed, "passed": ours >= needed}
+        if not record["gate"]["passed"]:
+            raise StageError(
+                f"quality gate: the bundle's {primary} is {ours:.4g}, below {needed:.4g} = (1 - "
+                f"evaluation.gate.max_relative_drop={drop}) x the baseline's {base:.4g}"
+                + (f" ({retention:.2f}% kept)" if retention is not None else "")
+                + ". No bundle was published. Use less aggressive settings or loosen the gate.",
+                record,
+            )
+    return record
+
+
+def _baseline(
+    ctx: BuildContext,
+    examples: list[dict[str, Any]],
+    origin: dict[str, Any],
+    runtime: dict[str, Any],
+    compute: Any,
+) -> dict:
+    """The PyTorch baseline's score depends only on the model, the examples and the tool versions: kept in the
+    stage cache, so a sweep evaluates the baseline once (the bundle's side is always measured)."""
+    content = {
+        "task": ctx.task.name,
+        "examples": examples,
+        "origin": origin,
+        "max_length": runtime["max_length"],
+        "options": runtime["options"],
+        "handle_impossible_answer": ctx.cfg.evaluation.handle_impossible_answer,
+    }
+    _, result, reused, _ = ctx.cache.get_or_build(
+        "baseline-evaluation", content, lambda: ([], compute()), after="source"
+    )
+    return result | {"_from_cache": reused}
+
+
+def _chunks(name: str) -> Any:
+    def split(examples: list[dict[str, Any]]) -> Any:
+        chunks = [examples[i : i + CHUNK] for i in range(0, len(examples), CHUNK)]
+        return tqdm(chunks, desc=f"evaluate {name}", unit="batch", leave=False, disable=None)
+
+    return split

@@ -1,0 +1,96 @@
+"""export: each of the task's graphs from PyTorch to ONNX (TorchScript exporter, eager attention so ONNX Runtime
+can fuse it), with dynamic batch and sequence axes, checked against PyTorch on the built-in inputs."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+
+from builder.errors import StageError
+from builder.make.context import BuildContext
+from builder.make.files import onnx_size, save_onnx
+from builder.make.models import torch_outputs
+from builder.runtime.session import create_session
+from builder.tasks import Graph
+
+
+def cache_config(ctx: BuildContext) -> dict[str, Any]:
+    c = ctx.cfg
+    return {
+        "model": {k: c.model[k] for k in ("source", "revision", "trust_remote_code")},
+        "task": ctx.task.name,
+        "options": ctx.task.runtime_options(ctx.options, ctx.source.path),
+        "export": dict(c.export),
+    }
+
+
+def run(ctx: BuildContext) -> dict[str, Any]:
+    modules = ctx.models.torch_modules(eager=True)
+    facts = ctx.models.facts
+    folder = ctx.stage_dir("export")
+    graphs = {}
+    for graph in ctx.task.graphs():
+        batches = ctx.task.sample_batches(facts, graph)
+        path = _export(
+            modules[graph.role], graph, facts.input_names, batches[0], folder, ctx.cfg.export.opset
+        )
+        ctx.graphs[graph.role] = path
+        graphs[graph.role] = {
+            "max_abs_diff": _check(ctx, modules[graph.role], graph, path, batches),
+            "size_bytes": onnx_size(path),
+        }
+    return {
+        "opset": ctx.cfg.export.opset,
+        "max_abs_diff": max(g["max_abs_diff"] for g in graphs.values()),
+        "size_bytes": sum(g["size_bytes"] for g in graphs.values()),
+        "graphs": graphs,
+    }
+
+
+def _export(
+    module: torch.nn.Module, graph: Graph, names: tuple[str, ...], sample: dict, folder: Any, opset: int
+):  # type: ignore[no-untyped-def]
+    raw = folder / f"{graph.role}.raw.onnx"
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about python control flow on shapes
+        torch.onnx.export(
+            module,
+            tuple(torch.from_numpy(sample[n]) for n in names),
+            str(raw),
+            input_names=list(names),
+            output_names=list(graph.output_names),
+            dynamic_axes=graph.dynamic_axes(names),
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    path = save_onnx(onnx.load(str(raw)), folder / graph.file)
+    raw.unlink()
+    return path
+
+
+def _check(ctx: BuildContext, module: torch.nn.Module, graph: Graph, path: Any, batches: list[dict]) -> float:
+    """Max |onnx - torch| over valid (unpadded) positions; fails the build beyond atol + rtol*|torch|."""
+    atol, rtol = ctx.cfg.export.atol, ctx.cfg.export.rtol
+    session = create_session(path, {"providers": ["CPUExecutionProvider"]})
+    taken = [i.name for i in session.get_inputs()]
+    worst, excess = 0.0, -np.inf
+    for batch in batches:
+        expected = torch_outputs(module, batch, ctx.models.facts.input_names)
+        got = session.run(list(graph.output_names), {n: batch[n] for n in taken})
+        mask = batch["attention_mask"].astype(bool)
+        for e, g, output in zip(expected, got, graph.outputs, strict=True):
+            e, g = (e[mask], g[mask]) if output.per_token else (e, g)
+            diff = np.abs(e - g)
+            worst = max(worst, float(diff.max(initial=0.0)))
+            excess = max(excess, float((diff - atol - rtol * np.abs(e)).max(initial=-np.inf)))
+    if excess > 0:
+        raise StageError(
+            f"export: the {graph.role} graph differs from PyTorch by up to {worst:.3g} (allowed: export.atol={atol} "
+            f"+ export.rtol={rtol} x |value|). Try another export.opset, or loosen export.atol."
+        )
+    return worst

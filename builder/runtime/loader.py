@@ -1,0 +1,93 @@
+"""Loading a bundle: verify its manifest, open an ONNX Runtime session per graph as its hardware profile says,
+and give back a callable pipeline for its task (the call shapes and outputs of transformers' pipelines)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from builder.errors import BuilderError, BundleIntegrityError
+from builder.runtime.engine import OnnxEngine
+from builder.runtime.manifest import runtime_section, verify
+from builder.runtime.pipelines import PIPELINES
+
+
+class Bundle:
+    """A loaded bundle. `bundle(...)` runs its task pipeline; `task`, `config`, `metrics`, `manifest` describe it."""
+
+    def __init__(self, path: str | Path, *, intra_op_threads: int | None = None):
+        self.path = Path(path)
+        self.manifest: dict[str, Any] = verify(self.path)
+        self.runtime: dict[str, Any] = runtime_section(self.manifest)
+        self.task: str = self.runtime["task"]
+        pipeline = self.runtime.get("pipeline")
+        if pipeline not in PIPELINES:
+            raise BuilderError(
+                f"{self.path}: pipeline {pipeline!r} (task {self.task!r}) is not in this builder version "
+                f"(it has: {', '.join(PIPELINES)}). Upgrade builder to load it."
+            )
+        metrics = self.path / "metrics.json"
+        self.metrics: dict[str, Any] = (
+            json.loads(metrics.read_text(encoding="utf-8")) if metrics.is_file() else {}
+        )
+        hardware = dict(self.runtime["hardware"])
+        if intra_op_threads is not None:
+            hardware["intra_op_threads"] = intra_op_threads
+        files = ", ".join(str(self.path / g["file"]) for g in self.runtime["graphs"].values())
+        try:
+            self.engine = OnnxEngine(self.path, self.runtime, hardware)
+        except Exception as e:  # onnxruntime's own refusals (e.g. a graph it cannot read)
+            raise BundleIntegrityError(f"{files}: onnxruntime refused to load it: {e}") from e
+        self.pipeline = PIPELINES[pipeline](self.engine)
+
+    @property
+    def session(self) -> Any:
+        return self.engine.session
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.engine.tokenizer
+
+    @property
+    def model_config(self) -> dict[str, Any]:
+        return self.engine.model_config
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The resolved build configuration (build.yaml)."""
+        import yaml
+
+        return yaml.safe_load((self.path / "build.yaml").read_text(encoding="utf-8"))["config"]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.pipeline(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Bundle({str(self.path)!r}, task={self.task!r}, id={self.manifest['bundle_id'][:12]})"
+
+
+def load(path: str | Path, *, revision: str | None = None, intra_op_threads: int | None = None) -> Bundle:
+    """Load a bundle folder, or a bundle published on the Hugging Face Hub (a repo id), verifying every file
+    against its manifest first."""
+    folder = Path(path).expanduser()
+    if not folder.exists() and _looks_like_repo_id(str(path)):
+        folder = _download(str(path), revision)
+    return Bundle(folder, intra_op_threads=intra_op_threads)
+
+
+def _looks_like_repo_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "~"))
+
+
+def _download(repo_id: str, revision: str | None) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, revision=revision))
+    except Exception as e:  # offline, unknown repo or revision
+        raise BuilderError(
+            f"{repo_id}: not a local folder, and it cannot be fetched from the Hugging Face Hub "
+            f"({type(e).__name__}). Download the bundle where the Hub is reachable and load its folder."
+        ) from e

@@ -1,0 +1,16 @@
+"""The runtime pipelines, one module per task, by the name a bundle's manifest gives (runtime.pipeline)."""
+
+from __future__ import annotations
+
+from builder.runtime.pipelines.base import Pipeline
+from builder.runtime.pipelines.feature_extraction import FeatureExtraction
+from builder.runtime.pipelines.question_answering import QuestionAnswering
+from builder.runtime.pipelines.text_classification import TextClassification
+from builder.runtime.pipelines.token_classification import TokenClassification
+
+PIPELINES: dict[str, type[Pipeline]] = {
+    "feature-extraction": FeatureExtraction,
+    "text-classification": TextClassification,
+    "token-classification": TokenClassification,
+    "question-answering": QuestionAnswering,
+}

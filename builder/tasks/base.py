@@ -1,0 +1,183 @@
+"""What a task declares: the build side of a task. Its runtime pipeline is one torch-free module in
+builder/runtime/pipelines, named here by `pipeline`.
+
+A task module defines one Task subclass and the registry (builder/tasks/__init__.py) lists an instance of it.
+Nothing here imports torch or transformers at import time: config validation, the CLI and the tests read the
+registry, and methods that need PyTorch import it themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from builder.tasks.inputs import SENTENCES
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    per_token: bool  # one row per token: a dynamic sequence axis, compared on unpadded positions only
+    logits: bool = False  # scores over classes: fidelity also counts argmax agreement
+
+
+@dataclass(frozen=True)
+class Graph:
+    """One ONNX graph of a bundle. `role` names it in the manifest (runtime.graphs) and in the stage cache."""
+
+    role: str
+    outputs: tuple[Output, ...]
+
+    @property
+    def file(self) -> str:
+        return f"{self.role}.onnx"
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.outputs)
+
+    def dynamic_axes(self, inputs: Sequence[str]) -> dict[str, dict[int, str]]:
+        axes: dict[str, dict[int, str]] = {n: {0: "batch_size", 1: "sequence_length"} for n in inputs}
+        for o in self.outputs:
+            axes[o.name] = {0: "batch_size", 1: "sequence_length"} if o.per_token else {0: "batch_size"}
+        return axes
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the build knows of the source model, as the task's methods read it."""
+
+    folder: Path
+    config: dict[str, Any]  # config.json
+    tokenizer: Any  # the transformers fast tokenizer
+    input_names: tuple[str, ...]  # what the graphs take, in order
+    max_length: int  # longest input, with the task's own limit applied
+
+
+@dataclass
+class NoOptions:
+    """A task without settings of its own (only `task.name`)."""
+
+
+class Task:
+    name: ClassVar[str]
+    summary: ClassVar[str]  # one line for --help, the card and the docs
+    head: ClassVar[str]  # transformers Auto class that loads the model with this task's head
+    pipeline: ClassVar[str]  # runtime pipeline (builder.runtime.pipelines.PIPELINES)
+    outputs: ClassVar[
+        tuple[Output, ...]
+    ]  # of the single graph `model`; tasks with several graphs override graphs()
+    # Built-in inputs are single texts (None) or pairs truncated with this strategy ("only_first"/"only_second").
+    pair_truncation: ClassVar[str | None] = None
+    # Evaluation: the dataset fields (field -> kind, see builder/make/eval_data.py), the metric module, the gated key.
+    fields: ClassVar[dict[str, str]]
+    optional_fields: ClassVar[dict[str, str]] = {}
+    metric: ClassVar[str]
+    gate_metric: ClassVar[str]
+    # task.* settings beyond `name`: a dataclass, registered as this task's config schema.
+    Options: ClassVar[type] = NoOptions
+
+    # ------------------------------------------------------------------------------------------ checks
+
+    def option_problems(self, options: dict[str, Any]) -> list[str]:
+        """Values of task.* settings that are not allowed (types are checked by the schema)."""
+        return []
+
+    def model_problems(self, model_config: dict[str, Any], source: str) -> list[str]:
+        """What this model lacks for the task (checked with the config, before any work)."""
+        return []
+
+    # ------------------------------------------------------------------------------------------- graphs
+
+    def graphs(self) -> tuple[Graph, ...]:
+        return (Graph("model", self.outputs),)
+
+    def max_length(self, folder: Path, model_limit: int) -> int:
+        return model_limit
+
+    def runtime_options(self, options: dict[str, Any], folder: Path) -> dict[str, Any]:
+        """What the runtime pipeline reads from the manifest (runtime.options)."""
+        return dict(options)
+
+    def forward(self, outputs: Any, inputs: dict[str, Any], options: dict[str, Any], graph: Graph) -> tuple:
+        """The graph's outputs from the transformers model's outputs (PyTorch tensors); `options` are the
+        runtime options (resolved)."""
+        return tuple(outputs[name] for name in graph.output_names)
+
+    def torch_module(self, model: Any, facts: ModelFacts, options: dict[str, Any], graph: Graph) -> Any:
+        """The transformers model as a module with the graph's positional inputs and outputs."""
+        from builder.tasks.torch_module import GraphModule
+
+        resolved = self.runtime_options(options, facts.folder)
+        return GraphModule(model, facts.input_names, lambda out, kw: self.forward(out, kw, resolved, graph))
+
+    # ------------------------------------------------------------------------------------------- inputs
+
+    def sample_items(self) -> list[Any]:
+        """Built-in inputs for export checks and fidelity: texts, or (first, second) pairs."""
+        return list(SENTENCES)
+
+    def sample_batches(
+        self, facts: ModelFacts, graph: Graph, batch_size: int = 4
+    ) -> list[dict[str, np.ndarray]]:
+        """Built-in inputs in padded batches: right padding, and one batch with left padding."""
+        tok, items = facts.tokenizer, self.sample_items()
+        max_length = min(facts.max_length, 256)
+        batches = []
+        try:
+            for side, start in (("right", 0), ("right", batch_size), ("right", 2 * batch_size), ("left", 1)):
+                chunk = items[start : start + batch_size] or items[:batch_size]
+                tok.padding_side = side
+                common = dict(padding=True, max_length=max_length, return_tensors="np")
+                if self.pair_truncation:
+                    first, second = zip(*chunk, strict=True)
+                    enc = tok(list(first), list(second), truncation=self.pair_truncation, **common)
+                else:
+                    enc = tok(list(chunk), truncation=True, **common)
+                batches.append({name: enc[name].astype(np.int64) for name in facts.input_names})
+        finally:
+            tok.padding_side = "right"
+        return batches
+
+    def calibration_encodings(
+        self, examples: list[dict[str, Any]], tokenizer: Any, options: dict[str, Any]
+    ) -> list:
+        """Encodings of evaluation-format examples for static quantization, as the runtime encodes them."""
+        raise NotImplementedError
+
+    def benchmark_feeds(
+        self, input_names: Sequence[str], batch_size: int, seq_len: int, vocab: int, rng: np.random.Generator
+    ) -> dict[str, np.ndarray]:
+        feeds = {
+            "input_ids": rng.integers(min(5, vocab - 1), vocab, size=(batch_size, seq_len), dtype=np.int64),
+            "attention_mask": np.ones((batch_size, seq_len), dtype=np.int64),
+            "token_type_ids": np.zeros((batch_size, seq_len), dtype=np.int64),
+        }
+        return {n: feeds[n] for n in input_names}
+
+    # --------------------------------------------------------------------------------------- evaluation
+
+    def check_examples(self, pipeline: Any, examples: list[dict[str, Any]]) -> None:
+        """Refuse examples the model cannot be scored on (raise StageError)."""
+
+    def predict(self, pipeline: Any, examples: list[dict[str, Any]], ev: Any) -> list[Any]:
+        raise NotImplementedError
+
+    def references(self, examples: list[dict[str, Any]]) -> list[Any]:
+        raise NotImplementedError
+
+    def evaluate(
+        self, pipeline: Any, examples: list[dict[str, Any]], ev: Any, chunks: Callable[[list], Any]
+    ) -> dict[str, float]:
+        """The task metric of a pipeline on the examples; `chunks` splits them for a progress bar."""
+        from builder.metrics import load_metric
+
+        self.check_examples(pipeline, examples)
+        predictions: list[Any] = []
+        for chunk in chunks(examples):
+            predictions += self.predict(pipeline, chunk, ev)
+        return load_metric(self.metric).compute(predictions=predictions, references=self.references(examples))
