@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tiny_models import HEADS, make_model  # noqa: E402
 
 ARCHITECTURES = ("bert", "roberta", "distilbert")  # tested against transformers' pipelines
+FAMILIES = ("deberta-v2", "mpnet", "modernbert")  # DeBERTa-v3, all-mpnet-base-v2, ModernBERT
 TASKS = tuple(HEADS)
 BUILDER = Path(sys.executable).with_name("builder")
 
@@ -23,7 +24,7 @@ BUILDER = Path(sys.executable).with_name("builder")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
     """Every (architecture, task) pair as a saved tiny random model, built once per session."""
     root = tmp_path_factory.mktemp("tiny-models")
-    return {(arch, task): make_model(root, arch, task) for arch in ARCHITECTURES for task in TASKS}
+    return {(arch, task): make_model(root, arch, task) for arch in ARCHITECTURES + FAMILIES for task in TASKS}
 
 
 def run_builder(

@@ -1,4 +1,5 @@
-"""Real builds through the real CLI: every task on tiny BERT, RoBERTa and DistilBERT, fp32 and int8."""
+"""Real builds through the real CLI: every task on every architecture (tiny BERT, RoBERTa, DistilBERT, DeBERTa-v3,
+MPNet, ModernBERT), fp32 and int8."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import yaml
-from conftest import ARCHITECTURES, TASKS, bundles_in, read_json, run_builder
+from conftest import ARCHITECTURES, FAMILIES, TASKS, bundles_in, read_json, run_builder
 
 from builder.runtime.manifest import verify
 
@@ -36,7 +37,7 @@ def matrix(tiny_models: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[
         return key, proc, out
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(build, [(a, t) for a in ARCHITECTURES for t in TASKS]))
+        results = list(pool.map(build, [(a, t) for a in ARCHITECTURES + FAMILIES for t in TASKS]))
     found = {}
     for (arch, task), proc, out in results:
         assert proc.returncode == 0, f"{arch} {task}:\n{proc.stdout}\n{proc.stderr}"
@@ -47,7 +48,7 @@ def matrix(tiny_models: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[
     return found
 
 
-CASES = [(a, t, q) for a in ARCHITECTURES for t in TASKS for q in ("none", "dynamic")]
+CASES = [(a, t, q) for a in ARCHITECTURES + FAMILIES for t in TASKS for q in ("none", "dynamic")]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(c))
@@ -61,8 +62,12 @@ def test_bundle_is_complete_verified_and_faithful(matrix: dict, case: tuple[str,
     metrics = read_json(folder / "metrics.json")
 
     assert metrics["export"]["max_abs_diff"] < 1e-4
-    assert metrics["optimize"]["attention_fused"], metrics["optimize"]
-    assert metrics["optimize"]["fused_operators"]["SkipLayerNormalization"] >= 2
+    fused = metrics["optimize"]["fused_operators"]
+    if arch in ARCHITECTURES:  # BERT attention: ONNX Runtime fuses it
+        assert metrics["optimize"]["attention_fused"], metrics["optimize"]
+    else:  # disentangled (DeBERTa), position-biased (MPNet), rotary local/global (ModernBERT): not fused, and said so
+        assert not metrics["optimize"]["attention_fused"] and "Attention" not in fused, fused
+    assert fused["SkipLayerNormalization"] >= 2
 
     fidelity = metrics["fidelity"]
     assert fidelity["measured"] and fidelity["passed"]
@@ -75,7 +80,9 @@ def test_bundle_is_complete_verified_and_faithful(matrix: dict, case: tuple[str,
             assert m["cosine_mean"] > 0.99, output
     if quant == "dynamic":
         assert metrics["quantize"]["quantized_nodes"] > 0
-        assert metrics["size"]["ratio_to_fp32"] < 0.6
+        # DeBERTa: export folds each layer's projections of the relative-position table into fp32 constants,
+        # a large share of a tiny model (about 5% of DeBERTa-v3-base, see docs/benchmarks.md).
+        assert metrics["size"]["ratio_to_fp32"] < (0.75 if arch == "deberta-v2" else 0.6)
         ops = {n.op_type for n in onnx.load(str(folder / "model.onnx")).graph.node}
         assert ops & {"QAttention", "DynamicQuantizeMatMul", "MatMulInteger"}
     else:
@@ -109,7 +116,7 @@ def test_bundle_is_complete_verified_and_faithful(matrix: dict, case: tuple[str,
     assert "library_name: onnx" in card
 
 
-@pytest.mark.parametrize("arch", ARCHITECTURES)
+@pytest.mark.parametrize("arch", ARCHITECTURES + FAMILIES)
 @pytest.mark.parametrize("task", ["feature-extraction", "question-answering"])
 def test_fused_graph_matches_pytorch_with_left_padding(
     matrix: dict, tiny_models: dict, arch: str, task: str

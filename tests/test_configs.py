@@ -37,6 +37,7 @@ def test_every_group_has_its_options() -> None:
         + [("optimization", o) for o in ("none", "O1", "O2", "O3", "O4")]
         + [("quantization", "none"), ("quantization", "dynamic")]
         + [("model", m) for m in ("minilm_l6", "roberta_base_squad2", "distilbert_sst2", "bert_ner")]
+        + [("model", m) for m in ("all_mpnet_base_v2", "modernbert_base")]
         + [("task", t) for t in TASKS]
     ):
         assert expected in options

@@ -1,6 +1,7 @@
 """Tiny random models with real tokenizers, one folder per architecture and task head, saved as transformers
 would. The heads come from builder's task registry. Tokenizers of the kinds the real checkpoints use: WordPiece
-(BERT, DistilBERT), byte-level BPE (RoBERTa)."""
+(BERT, DistilBERT, MPNet's specials), byte-level BPE (RoBERTa, ModernBERT's specials), and a SentencePiece-style
+Unigram with Metaspace (DeBERTa-v3)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ LABELS = {
 }
 MAX_POSITIONS = 128
 BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # MPNet's too: pad id 1, as its config says
 
 
 def _words_and_chars(
@@ -70,6 +71,27 @@ def wordpiece_tokenizer(lowercase: bool = True, specials: list[str] = BERT_SPECI
     return tok
 
 
+def unigram_tokenizer() -> Tokenizer:
+    """SentencePiece-style (DeBERTa-v3): a Unigram vocabulary with ▁-prefixed word pieces and characters,
+    Metaspace pre-tokenizer and decoder, [CLS] A [SEP] B [SEP] with token types."""
+    normalizer = normalizers.NFKC()
+    pre = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    words, chars = _words_and_chars(normalizer, pre)
+    pieces = [(t, 0.0) for t in BERT_SPECIALS]
+    pieces += [(w, -float(len(w))) for w in words if len(w) > 1]
+    pieces += [(c, -20.0) for c in chars if c != "▁"] + [("▁", -5.0)]
+    tok = Tokenizer(models.Unigram(pieces, unk_id=1, byte_fallback=False))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
+    )
+    return tok
+
+
 def bpe_tokenizer(specials: list[str] = ROBERTA_SPECIALS) -> Tokenizer:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -80,9 +102,22 @@ def bpe_tokenizer(specials: list[str] = ROBERTA_SPECIALS) -> Tokenizer:
             vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
         ),
     )
-    tok.post_processor = processors.RobertaProcessing(
-        ("</s>", 2), ("<s>", 0), trim_offsets=True, add_prefix_space=False
-    )
+    if specials == ROBERTA_SPECIALS:
+        tok.post_processor = processors.RobertaProcessing(
+            ("</s>", 2), ("<s>", 0), trim_offsets=True, add_prefix_space=False
+        )
+    else:  # ModernBERT: [CLS] A [SEP] B [SEP], byte-level offsets trimmed
+        cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+        tok.post_processor = processors.Sequence(
+            [
+                processors.ByteLevel(trim_offsets=True),
+                processors.TemplateProcessing(
+                    single="[CLS] $A [SEP]",
+                    pair="[CLS] $A [SEP] $B [SEP]",
+                    special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+                ),
+            ]
+        )
     return tok
 
 
@@ -94,6 +129,13 @@ TOKENIZERS = {  # model type -> (make the tokenizer, its specials, the inputs it
     "bert": (wordpiece_tokenizer, BERT_SPECIALS, ["input_ids", "token_type_ids", "attention_mask"]),
     "distilbert": (wordpiece_tokenizer, BERT_SPECIALS, ["input_ids", "attention_mask"]),
     "roberta": (bpe_tokenizer, ROBERTA_SPECIALS, ["input_ids", "attention_mask"]),
+    "deberta-v2": (unigram_tokenizer, BERT_SPECIALS, ["input_ids", "token_type_ids", "attention_mask"]),
+    "mpnet": (
+        lambda: wordpiece_tokenizer(specials=ROBERTA_SPECIALS),
+        ROBERTA_SPECIALS,
+        ["input_ids", "attention_mask"],
+    ),
+    "modernbert": (lambda: bpe_tokenizer(BERT_SPECIALS), BERT_SPECIALS, ["input_ids", "attention_mask"]),
 }
 
 
@@ -129,6 +171,36 @@ def config_for(model_type: str, task: str, tok: PreTrainedTokenizerFast, labels:
             bos_token_id=0,
             eos_token_id=2,
             type_vocab_size=1,
+        )
+    elif model_type == "deberta-v2":
+        # DeBERTa-v3's layout: relative attention, no absolute positions or token types
+        kw = layers | dict(
+            max_position_embeddings=MAX_POSITIONS,
+            relative_attention=True,
+            position_buckets=16,
+            norm_rel_ebd="layer_norm",
+            share_att_key=True,
+            pos_att_type=["p2c", "c2p"],
+            position_biased_input=False,
+            type_vocab_size=0,
+            max_relative_positions=-1,
+            pad_token_id=pad,
+        )
+    elif model_type == "mpnet":
+        kw = layers | dict(
+            max_position_embeddings=MAX_POSITIONS + 2, pad_token_id=pad, bos_token_id=0, eos_token_id=2
+        )
+    elif model_type == "modernbert":  # 3 layers: two local (sliding window) and one global attention layer
+        kw = layers | dict(
+            num_hidden_layers=3,
+            max_position_embeddings=MAX_POSITIONS,
+            global_attn_every_n_layers=3,
+            local_attention=8,
+            pad_token_id=pad,
+            cls_token_id=tok.cls_token_id,
+            sep_token_id=tok.sep_token_id,
+            bos_token_id=tok.cls_token_id,
+            eos_token_id=tok.sep_token_id,
         )
     else:
         kw = layers | dict(max_position_embeddings=MAX_POSITIONS, pad_token_id=pad)

@@ -47,6 +47,22 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
     "distilbert": Architecture("encoder", "bert", "n_heads", "dim", ENCODER_HEADS, inputs=_NO_TYPES),
     "electra": Architecture("encoder", "bert", "num_attention_heads", "hidden_size", ENCODER_HEADS),
+    # DeBERTa-v3: disentangled attention, which ONNX Runtime does not fuse; token types only if type_vocab_size > 0.
+    "deberta-v2": Architecture("encoder", "bert", "num_attention_heads", "hidden_size", ENCODER_HEADS),
+    # MPNet: BERT layers plus a relative position bias on the attention scores (so no Attention fusion).
+    "mpnet": Architecture(
+        "encoder",
+        "bert",
+        "num_attention_heads",
+        "hidden_size",
+        ENCODER_HEADS,
+        inputs=_NO_TYPES,
+        positions_after_pad=True,
+    ),
+    # ModernBERT: rotary positions, GeGLU, alternating local and global attention.
+    "modernbert": Architecture(
+        "encoder", "bert", "num_attention_heads", "hidden_size", ENCODER_HEADS, inputs=_NO_TYPES
+    ),
 }
 
 

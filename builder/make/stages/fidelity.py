@@ -47,7 +47,9 @@ def run(ctx: BuildContext) -> dict[str, Any]:
 
 
 def compare(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]], per_token: bool, logits: bool) -> dict:
-    """items: (mask [B,T], reference, candidate). Per-token outputs compare valid positions only."""
+    """items: (mask [B,T], reference, candidate). Per-token outputs compare valid positions only; per-example
+    outputs only rows that start with a real token: a head that pools the first position (CLS) reads padding
+    in a left-padded row, in PyTorch too (the runtime pads on the right)."""
     cosines, agree, worst = [], [], 0.0
     for mask, ref, got in items:
         if per_token and ref.ndim == 3:  # [B, T, H]: one vector per valid token
@@ -55,7 +57,8 @@ def compare(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]], per_token: b
         elif per_token:  # [B, T] (QA start/end): one vector per example over its valid tokens
             vecs = [(r[m][None], g[m][None]) for r, g, m in zip(ref, got, mask, strict=True)]
         else:  # [B, H]
-            vecs = [(ref, got)]
+            rows = mask[:, 0]
+            vecs = [(ref[rows], got[rows])] if rows.any() else []
         for r, g in vecs:
             worst = max(worst, float(np.abs(r - g).max(initial=0.0)))
             cosines.append(_cosine(r, g))
