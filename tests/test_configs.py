@@ -23,6 +23,7 @@ GROUPS = ("model", "task", "hardware", "optimization", "quantization", "benchmar
 PARTNERS = {
     ("hardware", "cuda"): ["optimization=O4", "quantization=none"],
     ("optimization", "O4"): ["hardware=cuda", "quantization=none"],
+    ("task", "zero-shot-classification"): ["model=deberta_v3_zeroshot"],  # needs an NLI model
 }
 
 
@@ -37,7 +38,7 @@ def test_every_group_has_its_options() -> None:
         + [("optimization", o) for o in ("none", "O1", "O2", "O3", "O4")]
         + [("quantization", "none"), ("quantization", "dynamic")]
         + [("model", m) for m in ("minilm_l6", "roberta_base_squad2", "distilbert_sst2", "bert_ner")]
-        + [("model", m) for m in ("all_mpnet_base_v2", "modernbert_base")]
+        + [("model", m) for m in ("all_mpnet_base_v2", "modernbert_base", "deberta_v3_zeroshot")]
         + [("task", t) for t in TASKS]
     ):
         assert expected in options

@@ -23,12 +23,15 @@ CORPUS = [
     "Terrible service. I will never come back here again!",
     "Café naïve résumé: accents, ümlauts, and emoji.",
     "Who was the first president? Where is Apple headquartered? What is the capital?",
+    "This example is about politics, sports, cooking, travel and science.",
 ] * 3
 
 HEADS = {name: task.head for name, task in TASKS.items()}
+NLI = ["entailment", "neutral", "contradiction"]
 LABELS = {
     "text-classification": ["NEGATIVE", "NEUTRAL", "POSITIVE"],
     "token-classification": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"],
+    "zero-shot-classification": NLI,
 }
 MAX_POSITIONS = 128
 BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

@@ -166,6 +166,12 @@ def _check(value: Any, kind: str, class_names: list[str] | None, where: str) -> 
         if not all(isinstance(t, str) for t in value):
             raise bad("a list of IOB2 tag names (or class ids of a ClassLabel column)")
         return value
+    if kind == "labels":  # candidate labels: a list, or a comma-separated string (as the zero-shot pipeline)
+        if isinstance(value, str):
+            value = [label.strip() for label in value.split(",") if label.strip()]
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise bad("a non-empty list of label names (or a comma-separated string)")
+        return value
     if kind == "answers":  # SQuAD: {"text": [...], "answer_start": [...]}, or a list of answer strings
         if isinstance(value, dict) and isinstance(value.get("text"), list):
             return [str(t) for t in value["text"]]

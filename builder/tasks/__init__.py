@@ -8,6 +8,7 @@ from builder.tasks import (
     question_answering,
     text_classification,
     token_classification,
+    zero_shot_classification,
 )
 from builder.tasks.base import Graph, ModelFacts, Output, Task
 
@@ -18,6 +19,7 @@ TASKS: dict[str, Task] = {
         text_classification,
         token_classification,
         question_answering,
+        zero_shot_classification,
     )
 }
 

@@ -7,10 +7,12 @@ from builder.runtime.pipelines.feature_extraction import FeatureExtraction
 from builder.runtime.pipelines.question_answering import QuestionAnswering
 from builder.runtime.pipelines.text_classification import TextClassification
 from builder.runtime.pipelines.token_classification import TokenClassification
+from builder.runtime.pipelines.zero_shot_classification import ZeroShotClassification
 
 PIPELINES: dict[str, type[Pipeline]] = {
     "feature-extraction": FeatureExtraction,
     "text-classification": TextClassification,
     "token-classification": TokenClassification,
     "question-answering": QuestionAnswering,
+    "zero-shot-classification": ZeroShotClassification,
 }
