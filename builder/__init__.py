@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__version__ = "0.1.0"
+from builder.version import __version__
+
+__all__ = ["__version__", "build", "load", "verify"]
 
 
 def build(cfg: Any = None, *, overrides: list[str] | tuple[str, ...] = (), quiet: bool = False) -> Path:

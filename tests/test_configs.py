@@ -173,3 +173,23 @@ def test_launcher_configs_compose(launcher: str) -> None:
         assert cfg.hydra.launcher.partition and cfg.hydra.launcher.gpus_per_node == 0
     sweep_dir = Path(str(cfg.hydra.sweep.dir))
     assert sweep_dir.parent == Path(cfg.output_dir) / ".sweeps" and len(sweep_dir.name) == 12
+
+
+def test_task_settings_are_the_tasks_own(tmp_path: Path) -> None:
+    """Each task's settings are its own schema: a setting of another task is refused before composing, with the
+    task's own settings named; `builder tasks` lists them from the registry."""
+    from conftest import run_builder
+
+    assert override_problems(["task=text-classification", "task.pooling=cls"]) == [
+        "task.pooling: not a setting of task=text-classification (its settings: name)"
+    ]
+    assert override_problems(["task.pooling=cls"]) == []  # the default task (feature-extraction) has it
+    assert "Did you mean task.pooling?" in override_problems(["task.poling=cls"])[0]
+    assert "quote the value" in override_problems(["task.hypothesis_template=About {}."])[0]
+    proc = run_builder("task=question-answering", "task.normalize=false", f"output_dir={tmp_path}")
+    assert proc.returncode == 2 and "not a setting of task=question-answering" in proc.stderr
+    listing = run_builder("tasks")
+    assert listing.returncode == 0
+    for name, task in TASKS.items():
+        assert f"{name}\n  {task.summary}" in listing.stdout
+    assert "task.pooling='auto', task.normalize=true" in listing.stdout

@@ -19,12 +19,12 @@ from typing import Any
 
 import yaml
 
-from builder import __version__
 from builder.hardware import host_can_run, host_facts
 from builder.make.card import model_card
 from builder.make.context import BuildContext, runtime_section
 from builder.make.files import onnx_files, onnx_size
 from builder.runtime.manifest import FORMAT_VERSION, MANIFEST, file_table
+from builder.version import __version__
 
 # Keys that say where output goes or how it is measured: they do not change what is built.
 NOT_IN_ID = ("output_dir", "cache_dir", "benchmark", "fidelity", "evaluation")

@@ -1,0 +1,3 @@
+"""builder's version, on its own so that build code can read it without importing the package's entry points."""
+
+__version__ = "0.1.0"
