@@ -45,6 +45,8 @@ def matrix(tiny_models: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[
         for folder in bundles_in(out):
             method = read_json(folder / "manifest.json")["runtime"]["quantization"]["method"]
             found[(arch, task, method)] = folder
+        for method in ("none", "dynamic"):  # a rejected sweep job still exits 0 (issue 15): say which one
+            assert (arch, task, method) in found, f"{arch} {task} {method}: no bundle\n{proc.stderr[-3000:]}"
     return found
 
 

@@ -40,9 +40,8 @@ def bundles(tiny_models: dict, tmp_path_factory: pytest.TempPathFactory) -> dict
     out = tmp_path_factory.mktemp("pipelines")
     made = {}
     for (arch, task), source in tiny_models.items():
-        if (
-            arch not in ARCHITECTURES or task == "zero-shot-classification"
-        ):  # test_families.py, test_zero_shot.py
+        # the other families: test_families.py; zero-shot: test_zero_shot.py
+        if arch not in ARCHITECTURES or task == "zero-shot-classification":
             continue
         if task == "question-answering":
             source = GOLDEN_MODELS / arch

@@ -85,10 +85,8 @@ def _key_problems(
         if dataclasses.is_dataclass(kind):
             schema = kind
             continue
-        if kind is Any or typing.get_origin(kind) in (
-            dict,
-            list,
-        ):  # chosen at compose time; Hydra's own syntax
+        # Any: chosen at compose time; dict and list: Hydra's own syntax checks them
+        if kind is Any or typing.get_origin(kind) in (dict, list):
             return []
         if depth != len(parts) - 1:
             return [f"{key}: {'.'.join([*path, *parts[: depth + 1]])} is a value, it has no keys below it"]

@@ -65,12 +65,11 @@ class NoOptions:
 
 class Task:
     name: ClassVar[str]
-    summary: ClassVar[str]  # one line for --help, the card and the docs
+    summary: ClassVar[str]  # one line for `builder tasks`
     head: ClassVar[str]  # transformers Auto class that loads the model with this task's head
     pipeline: ClassVar[str]  # runtime pipeline (builder.runtime.pipelines.PIPELINES)
-    outputs: ClassVar[
-        tuple[Output, ...]
-    ]  # of the single graph `model`; tasks with several graphs override graphs()
+    # The outputs of the single graph `model`; a task of several graphs overrides graphs().
+    outputs: ClassVar[tuple[Output, ...]]
     # Built-in inputs are single texts (None) or pairs truncated with this strategy ("only_first"/"only_second").
     pair_truncation: ClassVar[str | None] = None
     # Evaluation: the dataset fields (field -> kind, see builder/make/eval_data.py), the metric module, the gated key.
@@ -97,6 +96,7 @@ class Task:
         return (Graph("model", self.outputs),)
 
     def max_length(self, folder: Path, model_limit: int) -> int:
+        """The longest input, from the model's own limit (positions, tokenizer)."""
         return model_limit
 
     def runtime_options(self, options: dict[str, Any], folder: Path) -> dict[str, Any]:

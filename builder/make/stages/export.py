@@ -4,6 +4,7 @@ can fuse it), with dynamic batch and sequence axes, checked against PyTorch on t
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,8 +53,8 @@ def run(ctx: BuildContext) -> dict[str, Any]:
 
 
 def _export(
-    module: torch.nn.Module, graph: Graph, names: tuple[str, ...], sample: dict, folder: Any, opset: int
-):  # type: ignore[no-untyped-def]
+    module: torch.nn.Module, graph: Graph, names: tuple[str, ...], sample: dict, folder: Path, opset: int
+) -> Path:
     raw = folder / f"{graph.role}.raw.onnx"
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about python control flow on shapes
