@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,7 @@ def _job_result(result: dict[str, Any]) -> None:
 
 
 def summary(path: Path) -> str:
-    from builder.make.card import busy_host_note
+    from builder.make.card import busy_host_note, fidelity_rows
 
     metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
@@ -139,16 +140,27 @@ def summary(path: Path) -> str:
         f"({s['ratio_to_fp32']:.2f}x)"
     )
     bench = metrics.get("benchmark", {})
+    on_gpu = " on the GPU" if bench.get("baseline_device") == "cuda" else ""
     for r in bench.get("results", []):
+        workload = r.get("workload", "forward")
         shape = f"batch {r['batch_size']}, {r['sequence_length']} tokens, {bench['threads']} thread(s)"
+        if workload == "decode":  # text generation: tokens per second
+            label, ours, theirs = (
+                "decode",
+                r["bundle"]["throughput_per_s"],
+                r.get("pytorch", {}).get("throughput_per_s"),
+            )
+            text = f"{ours:.1f} tokens/s" + (f" vs PyTorch{on_gpu} {theirs:.1f}" if theirs else "")
+            lines.append(f"{label:<9} {text} [{shape}, {bench.get('new_tokens')} new tokens]")
+            continue
+        label = "ttft" if workload == "prefill" else "latency"
         if "pytorch" in r:
             lines.append(
-                f"latency   p50 {r['bundle']['p50_ms']:.2f} ms vs PyTorch"
-                f"{' on the GPU' if bench.get('baseline_device') == 'cuda' else ''} {r['pytorch']['p50_ms']:.2f} ms "
+                f"{label:<9} p50 {r['bundle']['p50_ms']:.2f} ms vs PyTorch{on_gpu} {r['pytorch']['p50_ms']:.2f} ms "
                 f"({r['speedup_p50']:.2f}x faster) [{shape}]"
             )
         else:
-            lines.append(f"latency   p50 {r['bundle']['p50_ms']:.2f} ms [{shape}]")
+            lines.append(f"{label:<9} p50 {r['bundle']['p50_ms']:.2f} ms [{shape}]")
     note = busy_host_note(bench) if bench.get("measured") else None
     if note:
         lines.append(f"latency   note: {note}")
@@ -163,9 +175,15 @@ def summary(path: Path) -> str:
             f"[{ev['examples']} examples, {ev['dataset']}]"
         )
     fid = metrics.get("fidelity", {})
+    if fid.get("generation"):
+        g = fid["generation"]
+        lines.append(
+            f"greedy    {g['greedy_match']:.1%} of the first {g['tokens']} greedy tokens as PyTorch's "
+            f"({g['prompts']} prompts, {g['exact']:.0%} identical)"
+        )
     if fid.get("measured"):
         parts = []
-        for out, m in fid["outputs"].items():
+        for out, m in fidelity_rows(fid["outputs"]).items():
             text = f"{out} cosine {m['cosine_mean']:.4f} (min {m['cosine_min']:.4f})"
             if "argmax_agreement" in m:
                 text += f", argmax agreement {m['argmax_agreement']:.1%}"
@@ -224,13 +242,13 @@ def _tasks(argv: list[str]) -> int:
     """The task registry as users see it: `task=<name>`, its settings (task.*), and who has it."""
     import dataclasses
 
-    from builder.tasks import TASKS
+    from builder.tasks import TASKS, tasks_of
     from builder.tasks.architectures import ARCHITECTURES
 
     argparse.ArgumentParser(prog="builder tasks", description=_tasks.__doc__).parse_args(argv)
     for name, task in TASKS.items():
         settings = ", ".join(f"task.{f.name}={_yaml(f.default)}" for f in dataclasses.fields(task.Options))
-        archs = ", ".join(a for a, arch in ARCHITECTURES.items() if name in arch.tasks)
+        archs = ", ".join(a for a in ARCHITECTURES if name in tasks_of(a))
         print(f"{name}\n  {task.summary}\n  settings: {settings or 'none'}")
         print(f"  evaluation: {', '.join(task.fields)} -> {task.gate_metric}")
         print(f"  architectures: {archs}")
@@ -294,6 +312,14 @@ def _predict(path: Path, source: Path | None, strict: bool) -> int:
             except (ValueError, KeyError, TypeError) as e:
                 print(f"line {number}: {type(e).__name__}: {e}; skipped", file=sys.stderr)
                 skipped += 1
+                continue
+            if isinstance(result, types.GeneratorType):  # a stream: one line per piece as it comes
+                try:
+                    for part in result:
+                        print(json.dumps(_plain(part), ensure_ascii=False), flush=True)
+                except (ValueError, KeyError, TypeError) as e:
+                    print(f"line {number}: {type(e).__name__}: {e}; stopped", file=sys.stderr)
+                    skipped += 1
                 continue
             print(json.dumps(_plain(result), ensure_ascii=False), flush=True)
     finally:

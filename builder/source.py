@@ -18,7 +18,7 @@ from builder.errors import SourceError
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 # Files a build needs; weights in safetensors only (nothing that unpickles).
-HUB_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "1_Pooling/*"]
+HUB_PATTERNS = ["*.json", "*.txt", "*.model", "*.jinja", "*.safetensors", "1_Pooling/*"]
 
 
 @dataclass(frozen=True)
@@ -70,9 +70,9 @@ def source_problems(cfg: Any) -> list[str]:
         return []
     if not (folder / "config.json").is_file():
         return [f"model.source={src}: {folder} has no config.json; is it a Hugging Face model folder?"]
-    from builder.tasks.architectures import architecture_problems
+    from builder.tasks import model_problems
 
-    return architecture_problems(folder, cfg.task.name, src)
+    return model_problems(folder, cfg.task.name, src)
 
 
 def resolve(cfg: Any) -> Source:

@@ -12,7 +12,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny_models import HEADS, make_model  # noqa: E402
+from tiny_models import DECODERS, HEADS, make_decoder, make_model  # noqa: E402
+
+from builder.tasks import tasks_of  # noqa: E402
 
 ARCHITECTURES = ("bert", "roberta", "distilbert")  # tested against transformers' pipelines
 FAMILIES = ("deberta-v2", "mpnet", "modernbert")  # DeBERTa-v3, all-mpnet-base-v2, ModernBERT
@@ -24,7 +26,19 @@ BUILDER = Path(sys.executable).with_name("builder")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
     """Every (architecture, task) pair as a saved tiny random model, built once per session."""
     root = tmp_path_factory.mktemp("tiny-models")
-    return {(arch, task): make_model(root, arch, task) for arch in ARCHITECTURES + FAMILIES for task in TASKS}
+    return {
+        (arch, task): make_model(root, arch, task)
+        for arch in ARCHITECTURES + FAMILIES
+        for task in TASKS
+        if task in tasks_of(arch)
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_decoders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every decoder architecture as a tiny random causal language model with a byte-level BPE tokenizer."""
+    root = tmp_path_factory.mktemp("tiny-decoders")
+    return {arch: make_decoder(root, arch) for arch in DECODERS}
 
 
 def run_builder(

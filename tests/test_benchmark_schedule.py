@@ -43,18 +43,22 @@ def test_without_a_baseline_only_the_bundle_runs_without_settling() -> None:
 
 
 def test_the_baseline_warms_up_once_per_process_model_and_shape() -> None:
-    import numpy as np
     import torch
     from omegaconf import OmegaConf
 
     from builder.make.stages.benchmark import _baseline_warmup
+    from builder.tasks.base import Workload
+
+    def work(name: str, shape: tuple) -> Workload:
+        return Workload(name, lambda: None, lambda: None, shape[0], shape)
 
     b = OmegaConf.create({"warmup": 5})
     model = torch.nn.Linear(2, 2)
-    feeds = {"input_ids": np.zeros((1, 8), dtype=np.int64)}
+    feeds = work("forward", (1, 8))
     assert _baseline_warmup(model, "cpu", 2, feeds, b) == 5
     assert _baseline_warmup(model, "cpu", 2, feeds, b) == 0  # a later sweep job: already warm
     assert _baseline_warmup(model, "cpu", 1, feeds, b) == 5  # other threads
-    assert _baseline_warmup(model, "cpu", 2, {"input_ids": np.zeros((4, 8), dtype=np.int64)}, b) == 5
+    assert _baseline_warmup(model, "cpu", 2, work("forward", (4, 8)), b) == 5  # another shape
+    assert _baseline_warmup(model, "cpu", 2, work("decode", (1, 8)), b) == 5  # another workload
     assert _baseline_warmup(torch.nn.Linear(2, 2), "cpu", 2, feeds, b) == 5  # another model
     assert _baseline_warmup(None, "cpu", 2, feeds, b) == 0

@@ -24,6 +24,7 @@ PARTNERS = {
     ("hardware", "cuda"): ["optimization=O4", "quantization=none"],
     ("optimization", "O4"): ["hardware=cuda", "quantization=none"],
     ("task", "zero-shot-classification"): ["model=deberta_v3_zeroshot"],  # needs an NLI model
+    ("task", "text-generation"): ["model=smollm2_135m_instruct"],  # needs a decoder
 }
 
 
@@ -39,6 +40,7 @@ def test_every_group_has_its_options() -> None:
         + [("quantization", "none"), ("quantization", "dynamic")]
         + [("model", m) for m in ("minilm_l6", "roberta_base_squad2", "distilbert_sst2", "bert_ner")]
         + [("model", m) for m in ("all_mpnet_base_v2", "modernbert_base", "deberta_v3_zeroshot")]
+        + [("model", m) for m in ("smollm2_135m_instruct", "qwen2_5_0_5b_instruct")]
         + [("task", t) for t in TASKS]
     ):
         assert expected in options

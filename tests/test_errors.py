@@ -63,11 +63,18 @@ def test_hub_id_while_hub_unreachable(tmp_path: Path) -> None:
 
 
 def test_architecture_without_export(tmp_path: Path) -> None:
-    model = tmp_path / "gpt2-like"
+    model = tmp_path / "whisper-like"
     model.mkdir()
-    (model / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_embd": 8}))
+    (model / "config.json").write_text(json.dumps({"model_type": "whisper", "d_model": 8}))
     proc = run_builder(f"model.source={model}", "task=question-answering", f"output_dir={tmp_path / 'out'}")
-    fails_cleanly(proc, tmp_path / "out", "'gpt2' has no export", "supported: bert")
+    fails_cleanly(proc, tmp_path / "out", "'whisper' has no export", "supported: bert")
+    decoder = tmp_path / "gpt2-like"
+    decoder.mkdir()
+    (decoder / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_embd": 8}))
+    proc = run_builder(f"model.source={decoder}", "task=question-answering", f"output_dir={tmp_path / 'out'}")
+    fails_cleanly(
+        proc, tmp_path / "out", "task=question-answering: not available for 'gpt2'", "text-generation"
+    )
 
 
 def test_unwritable_output_dir(tmp_path: Path) -> None:

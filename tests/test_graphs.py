@@ -19,7 +19,7 @@ from builder.tasks.feature_extraction import FeatureExtraction
 
 
 class TwoGraphs(FeatureExtraction):
-    def graphs(self) -> tuple[Graph, ...]:
+    def graphs(self, config: dict) -> tuple[Graph, ...]:
         hidden, embedding = self.outputs
         return (Graph("model", (hidden,)), Graph("pooled", (embedding,)))
 

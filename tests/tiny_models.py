@@ -224,3 +224,96 @@ def make_model(
     model.eval().save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+# ------------------------------------------------------------------------------------------------- decoders
+
+DECODERS = ("gpt2", "llama", "qwen2", "qwen3", "mistral", "phi3")
+TRAIN_STEPS = 200
+CHATML = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def decoder_tokenizer(bos: bool) -> PreTrainedTokenizerFast:
+    """Byte-level BPE as GPT-2, Qwen and SmolLM ship it; with bos=True a leading <s> as Llama's tokenizers add."""
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<s>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(
+        CORPUS,
+        trainers.BpeTrainer(
+            vocab_size=420, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
+    if bos:
+        tok.post_processor = processors.TemplateProcessing(
+            single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", tok.token_to_id("<s>"))]
+        )
+    else:
+        tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        model_max_length=MAX_POSITIONS,
+        bos_token="<s>" if bos else "<|endoftext|>",
+        eos_token="<|im_end|>" if bos else "<|endoftext|>",
+        model_input_names=["input_ids", "attention_mask"],
+        chat_template=CHATML,
+    )
+
+
+def decoder_config(model_type: str, tok: PreTrainedTokenizerFast):  # type: ignore[no-untyped-def]
+    ids = dict(
+        vocab_size=tok.backend_tokenizer.get_vocab_size(),
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=None,  # as GPT-2, Llama and SmolLM ship (Phi-3's default 32000 is outside this vocabulary)
+        initializer_range=0.2,
+    )
+    if model_type == "gpt2":
+        return AutoConfig.for_model("gpt2", n_embd=32, n_layer=2, n_head=4, n_positions=MAX_POSITIONS, **ids)
+    layers = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+    extra = (
+        {"head_dim": 16} if model_type == "qwen3" else {}
+    )  # Qwen3: head size set apart from hidden / heads
+    # grouped-query attention: 2 key/value heads for 4 query heads
+    return AutoConfig.for_model(
+        model_type, **layers, num_key_value_heads=2, max_position_embeddings=MAX_POSITIONS, **extra, **ids
+    )
+
+
+def make_decoder(root: Path, model_type: str, name: str = "", steps: int = TRAIN_STEPS) -> Path:
+    """A tiny decoder trained `steps` steps on the corpus: random weights leave top-1/top-2 logit margins of
+    ~0.01, where any int8 rounding flips the next token; trained ones have real margins (and still answer
+    through every code path the same way)."""
+    folder = root / (name or f"tiny-{model_type}-text-generation")
+    tok = decoder_tokenizer(bos=model_type != "gpt2")
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(decoder_config(model_type, tok))
+    if steps:
+        train(model, tok, steps)
+    model.eval().save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+def train(model: torch.nn.Module, tok: PreTrainedTokenizerFast, steps: int) -> None:
+    """The corpus and the task's built-in prompts (what fidelity reads the model on), next-token loss."""
+    from builder.tasks.text_generation import PROMPTS
+
+    texts = sorted(set(CORPUS)) + PROMPTS
+    batch = [tok(t)["input_ids"] for t in texts]
+    longest = max(len(b) for b in batch)
+    ids = torch.tensor([b + [tok.eos_token_id] * (longest - len(b)) for b in batch])
+    mask = torch.tensor([[1] * len(b) + [0] * (longest - len(b)) for b in batch])
+    labels = ids.masked_fill(mask == 0, -100)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()

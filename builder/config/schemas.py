@@ -115,6 +115,9 @@ class BenchmarkConfig:
     # speed-up, so fewer calls keep the build quick.
     baseline_iterations: int = 20
     rounds: int = 5  # the timed calls come in this many alternating blocks per side
+    new_tokens: int = (
+        128  # text generation: tokens each timed decode call generates (prompt: sequence_lengths)
+    )
     # Time with the host to ourselves: wait for other builds on this host (parallel sweep jobs) to pause their
     # work, and make them wait meanwhile. false: time regardless (the numbers then include their load).
     exclusive: bool = True
@@ -166,6 +169,9 @@ class FidelityConfig:
     min_cosine: float = 0.99
     min_agreement: float = 0.9
     max_abs_diff: float | None = None
+    # text generation: greedy continuations of the built-in prompts, bundle vs PyTorch, first greedy_tokens tokens
+    greedy_tokens: int = 16
+    min_greedy_match: float | None = None  # share of those tokens that must agree (null: measured, not gated)
 
 
 @dataclass

@@ -53,8 +53,14 @@ def _value_problems(cfg: DictConfig) -> list[str]:
     p: list[str] = []
     _choice(p, "task.name", cfg.task.name, tuple(TASKS))
     if cfg.task.name in TASKS:
+        task = TASKS[cfg.task.name]
         options = {k: v for k, v in OmegaConf.to_container(cfg.task).items() if k != "name"}
-        p += TASKS[cfg.task.name].option_problems(options)
+        p += task.option_problems(options)
+        if cfg.quantization.method not in task.quantization_methods:
+            p.append(
+                f"quantization={cfg.quantization.method} with task={task.name}: not built for this task "
+                f"(it has: {', '.join(task.quantization_methods)})"
+            )
     _choice(p, "optimization.level", cfg.optimization.level, OPTIMIZATION_LEVELS)
     _choice(p, "quantization.method", cfg.quantization.method, QUANTIZATION_METHODS)
     _choice(p, "hardware.device", cfg.hardware.device, DEVICES)
@@ -86,6 +92,8 @@ def _value_problems(cfg: DictConfig) -> list[str]:
     for key in ("batch_sizes", "sequence_lengths"):
         if not b[key] or any(v < 1 for v in b[key]):
             p.append(f"benchmark.{key}={list(b[key])}: give one or more positive integers")
+    if b.new_tokens < 1:
+        p.append(f"benchmark.new_tokens={b.new_tokens}: give a positive number of tokens")
     if b.iterations < 1 or b.baseline_iterations < 1 or b.rounds < 1 or b.warmup < 0:
         p.append(
             f"benchmark.iterations={b.iterations}, benchmark.baseline_iterations={b.baseline_iterations}, "
@@ -102,8 +110,14 @@ def _value_problems(cfg: DictConfig) -> list[str]:
         )
     if ev.enabled and drop is not None and not ev.dataset:
         p.append("evaluation.gate needs evaluation.dataset")
-    if not 0 <= cfg.fidelity.min_cosine <= 1 or not 0 <= cfg.fidelity.min_agreement <= 1:
-        p.append("fidelity.min_cosine and fidelity.min_agreement are fractions between 0 and 1")
+    f = cfg.fidelity
+    greedy = 0.0 if f.min_greedy_match is None else f.min_greedy_match
+    if not (0 <= f.min_cosine <= 1 and 0 <= f.min_agreement <= 1 and 0 <= greedy <= 1):
+        p.append(
+            "fidelity.min_cosine, fidelity.min_agreement and fidelity.min_greedy_match are fractions between 0 and 1"
+        )
+    if f.greedy_tokens < 1:
+        p.append(f"fidelity.greedy_tokens={f.greedy_tokens}: give a positive number of tokens")
     return p
 
 

@@ -34,7 +34,7 @@ def model_card(
                 )
             )
     fidelity = metrics.get("fidelity", {})
-    for output, m in fidelity.get("outputs", {}).items():
+    for output, m in fidelity_rows(fidelity.get("outputs", {})).items():
         for metric, value in (
             ("cosine_similarity", m["cosine_mean"]),
             ("argmax_agreement", m.get("argmax_agreement")),
@@ -98,7 +98,7 @@ def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str,
             "| output | cosine (mean) | cosine (min) | argmax agreement | max abs diff |",
             "| --- | --- | --- | --- | --- |",
         ]
-        for out, m in fid["outputs"].items():
+        for out, m in fidelity_rows(fid["outputs"]).items():
             agree = f"{m['argmax_agreement']:.4f}" if "argmax_agreement" in m else "-"
             lines.append(
                 f"| {out} | {m['cosine_mean']:.6f} | {m['cosine_min']:.6f} | {agree} | {m['max_abs_diff']:.3g} |"
@@ -150,17 +150,24 @@ def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str,
                 else "."
             ),
             "",
-            "| batch | tokens | bundle p50 ms | bundle p99 ms | PyTorch p50 ms | speed-up (p50) | bundle items/s |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
+            "| workload | batch | tokens | bundle p50 ms | bundle p99 ms | PyTorch p50 ms | speed-up (p50) | bundle items/s |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for r in bench["results"]:
             pt = r.get("pytorch", {})
             speed = f"{r['speedup_p50']:.2f}x" if "speedup_p50" in r else "-"
             pt50 = f"{pt['p50_ms']:.2f}" if pt else "-"
             lines.append(
-                f"| {r['batch_size']} | {r['sequence_length']} | {r['bundle']['p50_ms']:.2f} | {r['bundle']['p99_ms']:.2f} "
+                f"| {r.get('workload', 'forward')} | {r['batch_size']} | {r['sequence_length']} "
+                f"| {r['bundle']['p50_ms']:.2f} | {r['bundle']['p99_ms']:.2f} "
                 f"| {pt50} | {speed} | {r['bundle']['throughput_per_s']:.1f} |"
             )
+        if any(r.get("workload") == "decode" for r in bench["results"]):
+            lines += [
+                "",
+                f"Text generation: prefill is the prompt to the first token; decode generates {bench.get('new_tokens')} "
+                "tokens (eos ignored), its items/s are tokens per second; PyTorch runs `generate` with greedy decoding.",
+            ]
         note = busy_host_note(bench)
         lines += ["", f"Note: {note}."] if note else []
     else:
@@ -187,6 +194,19 @@ def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str,
         "",
     ]
     return "\n".join(lines)
+
+
+def fidelity_rows(outputs: dict[str, Any]) -> dict[str, Any]:
+    """Fidelity per output, a decoder's key/value cache tensors (present.*) folded into one row."""
+    caches = {k: v for k, v in outputs.items() if k.startswith("present.")}
+    rows = {k: v for k, v in outputs.items() if k not in caches}
+    if caches:
+        rows[f"key/value cache ({len(caches)} tensors)"] = {
+            "cosine_mean": sum(m["cosine_mean"] for m in caches.values()) / len(caches),
+            "cosine_min": min(m["cosine_min"] for m in caches.values()),
+            "max_abs_diff": max(m["max_abs_diff"] for m in caches.values()),
+        }
+    return rows
 
 
 BUSY_HOST = 0.1  # other processes took more than this share of the host's CPU while the benchmark timed

@@ -46,7 +46,7 @@ def runtime_section(ctx: BuildContext) -> dict[str, Any]:
 
     cfg, task = ctx.cfg, ctx.task
     graphs = {}
-    for graph in task.graphs():
+    for graph in ctx.models.graphs:
         inputs, outputs = graph_io(ctx.graphs[graph.role])
         graphs[graph.role] = {
             "file": graph.file,

@@ -12,7 +12,7 @@ from typing import Any
 from builder.errors import ConfigError, SourceError
 from builder.tasks import TASKS
 
-LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
+LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
 
 
 def load_examples(cfg: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -53,9 +53,17 @@ def _local_rows(path: Path, source: str) -> tuple[list[dict[str, Any]], dict[str
         )
     fmt = LOCAL_FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise ConfigError([f"{key}: unknown format {path.suffix!r}; use .json, .jsonl, .csv or .parquet"])
+        raise ConfigError(
+            [f"{key}: unknown format {path.suffix!r}; use .json, .jsonl, .csv, .parquet or .txt"]
+        )
     if path.stat().st_size == 0:
         raise ConfigError([f"{key}: the file is empty"])
+    if fmt == "text":  # plain text: one example per paragraph (blank lines between), in a `text` column
+        try:
+            paragraphs = [p.strip() for p in path.read_text(encoding="utf-8").split("\n\n") if p.strip()]
+        except UnicodeDecodeError as e:
+            raise ConfigError([f"{key}: not UTF-8 text ({e.reason} at byte {e.start})"]) from e
+        return [{"text": p} for p in paragraphs], {}, {"dataset": str(path.resolve()), "format": fmt}
     import datasets
 
     datasets.disable_progress_bars()

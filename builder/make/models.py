@@ -1,5 +1,6 @@
-"""The source model as the build uses it: its tokenizer, its facts (inputs, longest input) and the PyTorch
-modules of the task's graphs. Sweep jobs in one process share what they load."""
+"""The source model as the build uses it: its tokenizer, its facts (inputs, longest input), the PyTorch
+modules of the task's graphs, and those modules behind the runtime's engine interface (TorchEngine). Sweep jobs
+in one process share what they load."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import StageError
+from builder.runtime.engine import Engine, GraphIO
+from builder.runtime.tokenizer import BundleTokenizer
 from builder.source import Source
-from builder.tasks import ModelFacts, Task
+from builder.tasks import Graph, ModelFacts, Task
 from builder.tasks.architectures import input_names, position_limit, read_config
 
 _LOADED: dict[tuple, Any] = {}  # the last PyTorch models loaded in this process
@@ -29,6 +32,11 @@ class Models:
     @property
     def config(self) -> dict[str, Any]:
         return self.facts.config
+
+    @property
+    def graphs(self) -> tuple[Graph, ...]:
+        """The task's graphs for this model."""
+        return self.task.graphs(self.config)
 
     def tokenizer(self) -> Any:
         if self._tokenizer is None:
@@ -89,7 +97,7 @@ class Models:
         ).eval()
         return {
             graph.role: self.task.torch_module(model, self.facts, self.options, graph).to(device).eval()
-            for graph in self.task.graphs()
+            for graph in self.graphs
         }
 
 
@@ -101,7 +109,9 @@ def write_model_files(models: Models, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     # A fresh copy: a tokenizer in use keeps the padding/truncation of its last call in tokenizer.json.
     type(models.tokenizer()).from_pretrained(models.source.path).save_pretrained(folder)
-    shutil.copyfile(models.source.path / "config.json", folder / "config.json")
+    for name in ("config.json", "generation_config.json"):  # the generation config sets a decoder's defaults
+        if (models.source.path / name).is_file():
+            shutil.copyfile(models.source.path / name, folder / name)
     return folder
 
 
@@ -123,3 +133,31 @@ def torch_outputs(module: Any, batch: dict[str, Any], names: tuple[str, ...]) ->
             out = module(*(torch.from_numpy(batch[n]) for n in names))
         memo[digest.hexdigest()] = [o.float().numpy() for o in out]
     return [o.copy() for o in memo[digest.hexdigest()]]
+
+
+class TorchEngine(Engine):
+    """The PyTorch model (transformers' default attention) behind the runtime's engine interface."""
+
+    def __init__(self, ctx: Any, runtime: dict[str, Any]):
+        facts = ctx.models.facts
+        self.modules = ctx.models.torch_modules(eager=False)
+        self.folder = ctx.model_files
+        self.tokenizer = BundleTokenizer(ctx.model_files, facts.max_length)
+        self.model_config = facts.config
+        self.options = runtime["options"]
+        self.graphs = {  # the PyTorch modules take every input of their graph
+            graph.role: GraphIO(
+                graph.input_names(facts),
+                graph.output_names,
+                frozenset(o.name for o in graph.outputs if o.per_token),
+            )
+            for graph in ctx.models.graphs
+        }
+
+    def run(self, outputs: list[str], feeds: dict[str, Any], graph: str = "model") -> list[Any]:
+        import torch
+
+        with torch.inference_mode():
+            values = self.modules[graph](*(torch.from_numpy(feeds[n]) for n in self.graphs[graph].inputs))
+        by_name = dict(zip(self.graphs[graph].outputs, values, strict=True))
+        return [by_name[name].float().numpy() for name in outputs]

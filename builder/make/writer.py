@@ -109,7 +109,7 @@ def assemble(
     choices: dict[str, Any],
 ) -> None:
     """Fill the staging folder: graphs, model files, build record, metrics, card, manifest."""
-    for graph in ctx.task.graphs():
+    for graph in ctx.models.graphs:
         source = ctx.graphs[graph.role]
         if source.name != graph.file and len(onnx_files(source)) > 1:
             # External data is referenced by file name from inside the graph: re-save under the bundle's name.
@@ -125,7 +125,7 @@ def assemble(
         shutil.copyfile(item, folder / item.name)
     metrics = ctx.metrics
     fp32 = metrics["export"]["size_bytes"]
-    size = sum(onnx_size(folder / g.file) for g in ctx.task.graphs())
+    size = sum(onnx_size(folder / g.file) for g in ctx.models.graphs)
     metrics["size"] = {"fp32_model_bytes": fp32, "bundle_model_bytes": size, "ratio_to_fp32": size / fp32}
     versions = tool_versions()
     # Honesty: numbers measured on a host that cannot run the profile (no GPU, missing instruction set) say so.

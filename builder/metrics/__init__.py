@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-METRICS = ("squad_v2", "classification", "entity_f1", "similarity")
+METRICS = ("squad_v2", "classification", "entity_f1", "similarity", "perplexity")
 
 
 def load_metric(name: str) -> Any:

@@ -172,3 +172,16 @@ def similarity_correlation(predictions: Sequence[float], references: Sequence[fl
         "spearman": pearson(rank(predictions), rank(references)),
         "pearson": pearson(predictions, references),
     }
+
+
+# ------------------------------------------------------------------------------------------------ perplexity
+
+
+def perplexity(nll_sums: Sequence[float], token_counts: Sequence[int]) -> dict[str, float]:
+    """Perplexity over all predicted tokens: exp(total negative log-likelihood / total tokens), and the mean
+    negative log-likelihood per token (nats)."""
+    tokens = int(sum(token_counts))
+    if tokens == 0:
+        return {"perplexity": float("nan"), "nll_per_token": float("nan"), "tokens": 0.0}
+    mean = float(sum(nll_sums)) / tokens
+    return {"perplexity": float(np.exp(mean)), "nll_per_token": mean, "tokens": float(tokens)}

@@ -35,6 +35,7 @@ class Engine:
     """Runs encodings through a graph in padded batches. Subclasses set tokenizer, model_config, options and
     graphs, and implement run(outputs, feeds, graph)."""
 
+    folder: Path  # the tokenizer files, config.json, generation_config.json
     tokenizer: BundleTokenizer
     model_config: dict[str, Any]
     options: dict[str, Any]  # the task's runtime options (e.g. feature extraction's pooling)
@@ -85,6 +86,7 @@ class OnnxEngine(Engine):
         ) in self.graphs.items():  # what the session takes is the truth (an exporter may drop an input)
             taken = tuple(i.name for i in self.sessions[role].get_inputs())
             self.graphs[role] = GraphIO(taken, io.outputs, io.token_outputs)
+        self.folder = folder
         self.tokenizer = BundleTokenizer(folder, runtime["max_length"])
         config = folder / "config.json"
         self.model_config: dict[str, Any] = (

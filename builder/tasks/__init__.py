@@ -3,13 +3,17 @@ tests' tiny models read it. A task is one module here (its build side) and one i
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from builder.tasks import (
     feature_extraction,
     question_answering,
     text_classification,
+    text_generation,
     token_classification,
     zero_shot_classification,
 )
+from builder.tasks.architectures import ARCHITECTURES, read_config
 from builder.tasks.base import Graph, ModelFacts, Output, Task
 
 TASKS: dict[str, Task] = {
@@ -20,7 +24,36 @@ TASKS: dict[str, Task] = {
         token_classification,
         question_answering,
         zero_shot_classification,
+        text_generation,
     )
 }
 
-__all__ = ["TASKS", "Graph", "ModelFacts", "Output", "Task"]
+
+def tasks_of(model_type: str) -> tuple[str, ...]:
+    """The tasks an architecture has: those whose head it has."""
+    heads = ARCHITECTURES[model_type].heads
+    return tuple(name for name, task in TASKS.items() if task.head in heads)
+
+
+def model_problems(folder: Path, task: str, source: str) -> list[str]:
+    """What a model folder lacks for a task: a known architecture, the task's head, what the task needs."""
+    try:
+        config = read_config(folder)
+    except (OSError, ValueError) as e:
+        return [f"model.source={source}: cannot read config.json ({e})"]
+    model_type = config.get("model_type", "?")
+    if model_type not in ARCHITECTURES:
+        return [
+            f"model.source={source}: architecture {model_type!r} has no export in builder "
+            f"(supported: {', '.join(ARCHITECTURES)}). Choose a model of a supported architecture."
+        ]
+    if task not in TASKS:  # reported with the other values
+        return []
+    if task not in tasks_of(model_type):
+        return [
+            f"task={task}: not available for {model_type!r} (available: {', '.join(tasks_of(model_type))})"
+        ]
+    return TASKS[task].model_problems(config, source)
+
+
+__all__ = ["TASKS", "Graph", "ModelFacts", "Output", "Task", "model_problems", "tasks_of"]

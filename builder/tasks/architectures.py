@@ -1,7 +1,6 @@
-"""The architectures builder exports: one table entry each (model_type in config.json -> what the build needs).
-
-Pure data: the runtime and config validation may import it.
-"""
+"""The architectures builder exports: one table entry each (model_type in config.json -> what the build needs),
+and what a model's config says about its inputs, positions and cache. The tasks an architecture has are the
+tasks of its heads (builder.tasks.tasks_of). Pure data: it imports no task."""
 
 from __future__ import annotations
 
@@ -18,25 +17,34 @@ ENCODER_HEADS = (
 )
 
 
+DECODER_HEADS = ("AutoModelForCausalLM",)
+
+
 @dataclass(frozen=True)
 class Architecture:
     family: str  # encoder | decoder | encoder-decoder
     optimizer_type: str  # onnxruntime.transformers optimizer model_type (its fusions)
     heads_key: str  # config key: attention heads
     hidden_key: str  # config key: hidden size
-    heads: tuple[str, ...]  # the transformers Auto classes it has; its tasks are the tasks of those heads
+    heads: tuple[str, ...]  # the transformers Auto classes it has; its tasks are those of these heads
     inputs: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")  # what forward() accepts
     # Position ids start after the padding id (RoBERTa, MPNet): pad_token_id + 1 positions are not usable.
     positions_after_pad: bool = False
-
-    @property
-    def tasks(self) -> tuple[str, ...]:
-        from builder.tasks import TASKS
-
-        return tuple(name for name, task in TASKS.items() if task.head in self.heads)
+    layers_key: str = "num_hidden_layers"  # config key: layers
+    kv_heads_key: str | None = None  # config key: key/value heads (grouped-query attention); None: all heads
+    positions_key: str = "max_position_embeddings"
 
 
 _NO_TYPES = ("input_ids", "attention_mask")
+_GQA_DECODER: dict[str, Any] = dict(  # grouped-query attention decoders: Llama's config keys
+    family="decoder",
+    optimizer_type="gpt2",
+    heads_key="num_attention_heads",
+    hidden_key="hidden_size",
+    heads=DECODER_HEADS,
+    inputs=_NO_TYPES,
+    kv_heads_key="num_key_value_heads",
+)
 ARCHITECTURES: dict[str, Architecture] = {
     "bert": Architecture("encoder", "bert", "num_attention_heads", "hidden_size", ENCODER_HEADS),
     "roberta": Architecture(
@@ -63,33 +71,22 @@ ARCHITECTURES: dict[str, Architecture] = {
     "modernbert": Architecture(
         "encoder", "bert", "num_attention_heads", "hidden_size", ENCODER_HEADS, inputs=_NO_TYPES
     ),
-}
+    # Decoders: ONNX Runtime's optimizer fuses their layer norms (gpt2 patterns), no attention.
+    "gpt2": Architecture(
+        "decoder", "gpt2", "n_head", "n_embd", DECODER_HEADS, inputs=_NO_TYPES, layers_key="n_layer",
+        positions_key="n_positions",
+    ),
+    "llama": Architecture(**_GQA_DECODER),  # Llama 2/3, TinyLlama, SmolLM
+    "qwen2": Architecture(**_GQA_DECODER),
+    "qwen3": Architecture(**_GQA_DECODER),  # head_dim set apart from hidden / heads
+    "mistral": Architecture(**_GQA_DECODER),  # sliding-window attention
+    "phi3": Architecture(**_GQA_DECODER),
+}  # fmt: skip
 
 
 def read_config(folder: Path) -> dict[str, Any]:
     with open(folder / "config.json", encoding="utf-8") as f:
         return json.load(f)
-
-
-def architecture_problems(folder: Path, task: str, source: str) -> list[str]:
-    try:
-        config = read_config(folder)
-    except (OSError, ValueError) as e:
-        return [f"model.source={source}: cannot read config.json ({e})"]
-    model_type = config.get("model_type", "?")
-    arch = ARCHITECTURES.get(model_type)
-    if arch is None:
-        return [
-            f"model.source={source}: architecture {model_type!r} has no export in builder "
-            f"(supported: {', '.join(ARCHITECTURES)}). Choose a model of a supported architecture."
-        ]
-    from builder.tasks import TASKS
-
-    if task not in TASKS:  # reported with the other values
-        return []
-    if task not in arch.tasks:
-        return [f"task={task}: not available for {model_type!r} (available: {', '.join(arch.tasks)})"]
-    return TASKS[task].model_problems(config, source)
 
 
 def input_names(config: dict[str, Any], tokenizer_inputs: list[str]) -> tuple[str, ...]:
@@ -101,9 +98,24 @@ def input_names(config: dict[str, Any], tokenizer_inputs: list[str]) -> tuple[st
     return tuple(n for n in arch.inputs if n in names)
 
 
+def cache_layout(config: dict[str, Any]) -> dict[str, int]:
+    """A decoder's key/value cache: layers, key/value heads, head size, and the longest context."""
+    arch = ARCHITECTURES[config["model_type"]]
+    heads = int(config[arch.heads_key])
+    kv_heads = int(config.get(arch.kv_heads_key) or heads) if arch.kv_heads_key else heads
+    head_dim = int(config.get("head_dim") or int(config[arch.hidden_key]) // heads)
+    return {
+        "num_layers": int(config[arch.layers_key]),
+        "num_kv_heads": kv_heads,
+        "head_dim": head_dim,
+        "max_positions": int(config.get(arch.positions_key, 2048)),
+    }
+
+
 def position_limit(config: dict[str, Any]) -> int:
     """Longest input the position embeddings allow."""
-    positions = int(config.get("max_position_embeddings", 512))
+    arch = ARCHITECTURES[config["model_type"]]
+    positions = int(config.get(arch.positions_key, 512))
     if ARCHITECTURES[config["model_type"]].positions_after_pad:
         positions -= int(config.get("pad_token_id", 1)) + 1
     return positions

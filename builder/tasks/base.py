@@ -8,7 +8,7 @@ registry, and methods that need PyTorch import it themselves.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,14 +23,19 @@ class Output:
     name: str
     per_token: bool  # one row per token: a dynamic sequence axis, compared on unpadded positions only
     logits: bool = False  # scores over classes: fidelity also counts argmax agreement
+    cache: bool = False  # a key/value cache [batch, heads, positions, dim]: compared whole, padding included
 
 
 @dataclass(frozen=True)
 class Graph:
-    """One ONNX graph of a bundle. `role` names it in the manifest (runtime.graphs) and in the stage cache."""
+    """One ONNX graph of a bundle. `role` names it in the manifest (runtime.graphs) and in the stage cache.
+    `inputs` None: the model's text inputs (ModelFacts.input_names); `axes` None: batch and sequence axes on every
+    input and per-token output."""
 
     role: str
     outputs: tuple[Output, ...]
+    inputs: tuple[str, ...] | None = None
+    axes: Mapping[str, Mapping[int, str]] | None = None
 
     @property
     def file(self) -> str:
@@ -40,7 +45,12 @@ class Graph:
     def output_names(self) -> tuple[str, ...]:
         return tuple(o.name for o in self.outputs)
 
+    def input_names(self, facts: ModelFacts) -> tuple[str, ...]:
+        return self.inputs if self.inputs is not None else facts.input_names
+
     def dynamic_axes(self, inputs: Sequence[str]) -> dict[str, dict[int, str]]:
+        if self.axes is not None:
+            return {name: dict(axes) for name, axes in self.axes.items()}
         axes: dict[str, dict[int, str]] = {n: {0: "batch_size", 1: "sequence_length"} for n in inputs}
         for o in self.outputs:
             axes[o.name] = {0: "batch_size", 1: "sequence_length"} if o.per_token else {0: "batch_size"}
@@ -56,6 +66,18 @@ class ModelFacts:
     tokenizer: Any  # the transformers fast tokenizer
     input_names: tuple[str, ...]  # what the graphs take, in order
     max_length: int  # longest input, with the task's own limit applied
+
+
+@dataclass
+class Workload:
+    """What the benchmark times, one call of each side, interleaved: `items` is what a call yields (examples,
+    or generated tokens), so throughput is items per second. `shape` keys the baseline's warm-up memo."""
+
+    name: str  # "forward"; text generation: "prefill" (time to first token), "decode"
+    bundle: Callable[[], Any]
+    pytorch: Callable[[], Any] | None
+    items: int
+    shape: tuple
 
 
 @dataclass
@@ -77,8 +99,10 @@ class Task:
     optional_fields: ClassVar[dict[str, str]] = {}
     metric: ClassVar[str]
     gate_metric: ClassVar[str]
+    higher_is_better: ClassVar[bool] = True  # of the gated metric (perplexity: lower)
     # task.* settings beyond `name`: a dataclass, registered as this task's config schema.
     Options: ClassVar[type] = NoOptions
+    quantization_methods: ClassVar[tuple[str, ...]] = ("none", "dynamic", "static")
 
     # ------------------------------------------------------------------------------------------ checks
 
@@ -92,7 +116,8 @@ class Task:
 
     # ------------------------------------------------------------------------------------------- graphs
 
-    def graphs(self) -> tuple[Graph, ...]:
+    def graphs(self, config: dict[str, Any]) -> tuple[Graph, ...]:
+        """The task's graphs for a model (its config.json)."""
         return (Graph("model", self.outputs),)
 
     def max_length(self, folder: Path, model_limit: int) -> int:
@@ -113,7 +138,9 @@ class Task:
         from builder.tasks.torch_module import GraphModule
 
         resolved = self.runtime_options(options, facts.folder)
-        return GraphModule(model, facts.input_names, lambda out, kw: self.forward(out, kw, resolved, graph))
+        return GraphModule(
+            model, graph.input_names(facts), lambda out, kw: self.forward(out, kw, resolved, graph)
+        )
 
     # ------------------------------------------------------------------------------------------- inputs
 
@@ -124,7 +151,8 @@ class Task:
     def sample_batches(
         self, facts: ModelFacts, graph: Graph, batch_size: int = 4
     ) -> list[dict[str, np.ndarray]]:
-        """Built-in inputs in padded batches: right padding, and one batch with left padding."""
+        """Built-in inputs in padded batches: right padding, and one batch with left padding. Export traces the
+        first."""
         tok, items = facts.tokenizer, self.sample_items()
         max_length = min(facts.max_length, 256)
         batches = []
@@ -138,10 +166,14 @@ class Task:
                     enc = tok(list(first), list(second), truncation=self.pair_truncation, **common)
                 else:
                     enc = tok(list(chunk), truncation=True, **common)
-                batches.append({name: enc[name].astype(np.int64) for name in facts.input_names})
+                batches.append({name: enc[name].astype(np.int64) for name in graph.input_names(facts)})
         finally:
             tok.padding_side = "right"
         return batches
+
+    def fidelity_batches(self, facts: ModelFacts, graph: Graph) -> list[dict[str, np.ndarray]]:
+        """What fidelity compares the built graph and PyTorch on (the built-in inputs)."""
+        return self.sample_batches(facts, graph)
 
     def calibration_encodings(
         self, examples: list[dict[str, Any]], tokenizer: Any, options: dict[str, Any]
@@ -149,15 +181,47 @@ class Task:
         """Encodings of evaluation-format examples for static quantization, as the runtime encodes them."""
         raise NotImplementedError
 
-    def benchmark_feeds(
-        self, input_names: Sequence[str], batch_size: int, seq_len: int, vocab: int, rng: np.random.Generator
-    ) -> dict[str, np.ndarray]:
+    def benchmark_workloads(
+        self,
+        engine: Any,
+        baseline: Any,
+        facts: ModelFacts,
+        shape: tuple[int, int],
+        settings: Any,
+        device: str,
+    ) -> list[Workload]:
+        """One forward of random token ids of `shape` (batch, tokens) through the `model` graph (the bundle's
+        engine) and through PyTorch (baseline None: not timed); `settings` is the benchmark config."""
+        import torch
+
+        from builder.tasks.torch_module import torch_call
+
+        batch_size, seq_len = shape
+        graph = self.graphs(facts.config)[0]
+        vocab = int(facts.config.get("vocab_size", 1000))
+        rng = np.random.default_rng(0)
         feeds = {
             "input_ids": rng.integers(min(5, vocab - 1), vocab, size=(batch_size, seq_len), dtype=np.int64),
             "attention_mask": np.ones((batch_size, seq_len), dtype=np.int64),
             "token_type_ids": np.zeros((batch_size, seq_len), dtype=np.int64),
         }
-        return {n: feeds[n] for n in input_names}
+        session = engine.sessions["model"]
+        taken = {i.name: feeds[i.name] for i in session.get_inputs()}
+        tensors = tuple(torch.from_numpy(feeds[n]) for n in graph.input_names(facts))
+        return [
+            Workload(
+                "forward",
+                lambda: session.run(None, taken),
+                None if baseline is None else lambda: torch_call(baseline, tensors, device),
+                batch_size,
+                (batch_size, seq_len),
+            )
+        ]
+
+    def generation_fidelity(self, bundle: Any, baseline: Any, bounds: Any) -> dict[str, Any] | None:
+        """Checks beyond comparing graph outputs (text generation: greedy continuations), on the bundle's and the
+        PyTorch model's engines; None when the task has none. Returns a record with `failures`."""
+        return None
 
     # --------------------------------------------------------------------------------------- evaluation
 

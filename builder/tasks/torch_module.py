@@ -3,6 +3,7 @@ fidelity, evaluation and benchmark run as the PyTorch side. Imports torch: only 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -21,3 +22,47 @@ class GraphModule(torch.nn.Module):
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         kwargs = dict(zip(self.input_names, inputs, strict=True))
         return self._outputs(self.model(**kwargs), kwargs)
+
+
+class DecoderModule(torch.nn.Module):
+    """A causal language model as one graph with a key/value cache: forward(input_ids, attention_mask,
+    position_ids, past key 0, past value 0, ...) -> (logits, present key 0, present value 0, ...). The past is a
+    zero-length cache for the prompt. transformers 5 takes only Cache objects: the flat tensors become a
+    DynamicCache and back. (Its argument was `past_key_values` before transformers 5.24 named it `cache`.)"""
+
+    def __init__(self, model: torch.nn.Module, num_layers: int):
+        super().__init__()
+        self.model, self.num_layers = model, num_layers
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        *past: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        for layer in range(self.num_layers):
+            cache.update(past[2 * layer], past[2 * layer + 1], layer)
+        name = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=True,
+            **{name: cache},
+        )
+        present = []
+        for layer in (out.cache if name == "cache" else out.past_key_values).layers:
+            present += [layer.keys, layer.values]
+        return (out.logits, *present)
+
+
+def torch_call(module: torch.nn.Module, tensors: tuple[torch.Tensor, ...], device: str = "cpu") -> None:
+    """One forward of a graph's module, as the benchmark times it: host inputs in, host outputs back."""
+    with torch.inference_mode():
+        out = module(*(t.to(device) for t in tensors))
+        if device != "cpu":  # also waits for the GPU
+            [o.cpu() for o in out]

@@ -12,7 +12,8 @@ import torch
 from tqdm.auto import tqdm
 
 from builder.hardware import cpu_info, cpu_seconds, gpu_names, host_can_run, load_by_others
-from builder.make.context import BuildContext
+from builder.make.context import BuildContext, runtime_section
+from builder.runtime.engine import OnnxEngine
 
 
 def exclusive(ctx: BuildContext) -> bool:
@@ -44,33 +45,28 @@ def run(ctx: BuildContext) -> dict[str, Any]:
     device = "cuda" if hw.device == "cuda" else "cpu"
     baseline = ctx.models.torch_modules(eager=False, device=device)["model"] if b.baseline else None
     facts = ctx.models.facts
-    names = facts.input_names
-    taken = [i.name for i in session.get_inputs()]
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
-    rng = np.random.default_rng(0)
-    vocab = int(facts.config.get("vocab_size", 1000))
     shapes = [(bs, sl) for bs in b.batch_sizes for sl in b.sequence_lengths if sl <= facts.max_length]
     results = []
     try:
-        total = len(shapes) * (b.warmup + b.iterations)
+        engine = OnnxEngine(ctx.model_files, runtime_section(ctx), sessions=ctx.sessions.of(ctx.graphs))
+        workloads = [
+            w
+            for shape in shapes
+            for w in ctx.task.benchmark_workloads(engine, baseline, facts, shape, b, device)
+        ]
+        total = len(workloads) * (b.warmup + b.iterations)
         with tqdm(total=total, desc="benchmark", leave=False, disable=None) as bar:
             window, cpu_before, warmed = [time.time()], cpu_seconds(), []
-            for batch_size, seq_len in shapes:
-                feeds = ctx.task.benchmark_feeds(names, batch_size, seq_len, vocab, rng)
-                runners = {"bundle": lambda f={n: feeds[n] for n in taken}: session.run(None, f)}
-                if baseline is not None:
-                    tensors = tuple(torch.from_numpy(feeds[n]) for n in names)
-                    runners["pytorch"] = lambda t=tensors: _torch_call(baseline, t, device)
+            for w in workloads:
+                runners = {"bundle": w.bundle} | ({"pytorch": w.pytorch} if w.pytorch else {})
                 counts = {"bundle": b.iterations, "pytorch": b.baseline_iterations}
-                warmups = {
-                    "bundle": b.warmup,
-                    "pytorch": _baseline_warmup(baseline, device, threads, feeds, b),
-                }
+                warmups = {"bundle": b.warmup, "pytorch": _baseline_warmup(baseline, device, threads, w, b)}
                 warmed.append(warmups)
                 times = _interleaved(runners, warmups, b.rounds, counts, bar.update)
-                row = {"batch_size": batch_size, "sequence_length": seq_len}
-                row |= {name: stats(t, batch_size) for name, t in times.items()}
+                row = {"workload": w.name, "batch_size": w.shape[0], "sequence_length": w.shape[1]}
+                row |= {name: stats(t, w.items) for name, t in times.items()}
                 if "pytorch" in row:
                     row["speedup_p50"] = row["pytorch"]["p50_ms"] / row["bundle"]["p50_ms"]
                 results.append(row)
@@ -88,6 +84,7 @@ def run(ctx: BuildContext) -> dict[str, Any]:
         "iterations": b.iterations,
         "baseline_iterations": b.baseline_iterations if baseline is not None else 0,
         "rounds": b.rounds,
+        "new_tokens": b.new_tokens,
         "settle_calls": SETTLE if baseline is not None else {},
         "host_exclusive": b.exclusive,  # no other build on this host computed while this one timed
         "timed_window": window,  # unix times
@@ -104,12 +101,12 @@ def run(ctx: BuildContext) -> dict[str, Any]:
 SETTLE = {"bundle": 1, "pytorch": 2}
 
 
-def _baseline_warmup(model: Any, device: str, threads: int, feeds: dict, b: Any) -> int:
+def _baseline_warmup(model: Any, device: str, threads: int, workload: Any, b: Any) -> int:
     """Warm-up calls the baseline needs: none once this process has run the same model on these shapes with
     these threads (a sweep's later jobs), since the one-time costs are paid and settling calls precede every block."""
     if model is None:
         return 0
-    key = (device, threads, tuple((n, a.shape) for n, a in feeds.items()))
+    key = (device, threads, workload.name, workload.shape)
     warm = model.__dict__.setdefault("_builder_warm", set())
     if key in warm:
         return 0
@@ -145,14 +142,6 @@ def _interleaved(
                 if name == "bundle":
                     tick()
     return times
-
-
-def _torch_call(model: torch.nn.Module, tensors: tuple[torch.Tensor, ...], device: str = "cpu") -> None:
-    with torch.inference_mode():
-        out = model(*(t.to(device) for t in tensors))
-        if device != "cpu":
-            # host inputs in, host outputs back, as the bundle's session.run does; also waits for the GPU
-            [o.cpu() for o in out]
 
 
 def stats(seconds: list[float], batch_size: int) -> dict[str, float]:

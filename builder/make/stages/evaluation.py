@@ -9,42 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from builder.errors import StageError
 from builder.make.context import BuildContext, runtime_section
 from builder.make.eval_data import load_examples
-from builder.runtime.engine import Engine, GraphIO, OnnxEngine
+from builder.make.models import TorchEngine
+from builder.runtime.engine import OnnxEngine
 from builder.runtime.pipelines import PIPELINES
-from builder.runtime.tokenizer import BundleTokenizer
 
 CHUNK = 64  # examples per progress-bar step
-
-
-class TorchEngine(Engine):
-    """The PyTorch model (transformers' default attention) behind the runtime's engine interface."""
-
-    def __init__(self, ctx: BuildContext, runtime: dict[str, Any]):
-        facts = ctx.models.facts
-        self.modules = ctx.models.torch_modules(eager=False)
-        self.tokenizer = BundleTokenizer(ctx.model_files, facts.max_length)
-        self.model_config = facts.config
-        self.options = runtime["options"]
-        self.input_names = facts.input_names
-        self.graphs = {  # the PyTorch modules take every model input
-            graph.role: GraphIO(
-                facts.input_names, graph.output_names, frozenset(o.name for o in graph.outputs if o.per_token)
-            )
-            for graph in ctx.task.graphs()
-        }
-
-    def run(self, outputs: list[str], feeds: dict[str, np.ndarray], graph: str = "model") -> list[np.ndarray]:
-        with torch.inference_mode():
-            values = self.modules[graph](*(torch.from_numpy(feeds[n]) for n in self.input_names))
-        by_name = dict(zip(self.graphs[graph].outputs, values, strict=True))
-        return [by_name[name].float().numpy() for name in outputs]
 
 
 def run(ctx: BuildContext) -> dict[str, Any]:
@@ -64,7 +38,11 @@ def run(ctx: BuildContext) -> dict[str, Any]:
     results["bundle"] = task.evaluate(pipeline(engine), examples, ev, _chunks("bundle"))
     primary = task.gate_metric
     base, ours = results["baseline"][primary], results["bundle"][primary]
-    retention = 100.0 * ours / base if base else None
+    # Retention: the share of the baseline's quality kept (for a lower-is-better metric, baseline / bundle).
+    if task.higher_is_better:
+        retention = 100.0 * ours / base if base else None
+    else:
+        retention = 100.0 * base / ours if ours else None
     record: dict[str, Any] = origin | {
         "task": task.name,
         "metric": primary,
@@ -75,12 +53,17 @@ def run(ctx: BuildContext) -> dict[str, Any]:
     }
     drop = ev.gate.max_relative_drop
     if drop is not None:
-        needed = base * (1 - drop)
-        record["gate"] = {"max_relative_drop": drop, "required": needed, "passed": ours >= needed}
-        if not record["gate"]["passed"]:
+        needed = base * (1 - drop) if task.higher_is_better else base / (1 - drop)
+        passed = ours >= needed if task.higher_is_better else ours <= needed
+        record["gate"] = {"max_relative_drop": drop, "required": needed, "passed": passed}
+        if not passed:
+            bound = (
+                f"below {needed:.4g} = (1 - evaluation.gate.max_relative_drop={drop}) x"
+                if task.higher_is_better
+                else f"above {needed:.4g} = 1 / (1 - evaluation.gate.max_relative_drop={drop}) x"
+            )
             raise StageError(
-                f"quality gate: the bundle's {primary} is {ours:.4g}, below {needed:.4g} = (1 - "
-                f"evaluation.gate.max_relative_drop={drop}) x the baseline's {base:.4g}"
+                f"quality gate: the bundle's {primary} is {ours:.4g}, {bound} the baseline's {base:.4g}"
                 + (f" ({retention:.2f}% kept)" if retention is not None else "")
                 + ". No bundle was published. Use less aggressive settings or loosen the gate.",
                 record,

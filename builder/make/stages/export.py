@@ -15,6 +15,7 @@ from builder.errors import StageError
 from builder.make.context import BuildContext
 from builder.make.files import onnx_size, save_onnx
 from builder.make.models import torch_outputs
+from builder.make.stages.fidelity import token_mask
 from builder.runtime.session import create_session
 from builder.tasks import Graph
 
@@ -34,11 +35,10 @@ def run(ctx: BuildContext) -> dict[str, Any]:
     facts = ctx.models.facts
     folder = ctx.stage_dir("export")
     graphs = {}
-    for graph in ctx.task.graphs():
+    for graph in ctx.models.graphs:
         batches = ctx.task.sample_batches(facts, graph)
-        path = _export(
-            modules[graph.role], graph, facts.input_names, batches[0], folder, ctx.cfg.export.opset
-        )
+        inputs = graph.input_names(facts)
+        path = _export(modules[graph.role], graph, inputs, batches[0], folder, ctx.cfg.export.opset)
         ctx.graphs[graph.role] = path
         graphs[graph.role] = {
             "max_abs_diff": _check(ctx, modules[graph.role], graph, path, batches),
@@ -81,9 +81,9 @@ def _check(ctx: BuildContext, module: torch.nn.Module, graph: Graph, path: Any, 
     taken = [i.name for i in session.get_inputs()]
     worst, excess = 0.0, -np.inf
     for batch in batches:
-        expected = torch_outputs(module, batch, ctx.models.facts.input_names)
+        expected = torch_outputs(module, batch, graph.input_names(ctx.models.facts))
         got = session.run(list(graph.output_names), {n: batch[n] for n in taken})
-        mask = batch["attention_mask"].astype(bool)
+        mask = token_mask(batch)
         for e, g, output in zip(expected, got, graph.outputs, strict=True):
             e, g = (e[mask], g[mask]) if output.per_token else (e, g)
             diff = np.abs(e - g)

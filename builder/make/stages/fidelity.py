@@ -8,8 +8,10 @@ from typing import Any
 import numpy as np
 
 from builder.errors import StageError
-from builder.make.context import BuildContext
-from builder.make.models import torch_outputs
+from builder.make.context import BuildContext, runtime_section
+from builder.make.models import TorchEngine, torch_outputs
+from builder.runtime.engine import OnnxEngine
+from builder.tasks import Output
 
 
 def run(ctx: BuildContext) -> dict[str, Any]:
@@ -19,22 +21,29 @@ def run(ctx: BuildContext) -> dict[str, Any]:
         return {"measured": False, "reason": f"cannot run on this host: {e}"[:300]}
     baseline = ctx.models.torch_modules(eager=False)
     facts = ctx.models.facts
-    single = len(ctx.task.graphs()) == 1
+    graphs = ctx.models.graphs
     per_output = {}
-    for graph in ctx.task.graphs():
+    for graph in graphs:
         session = sessions[graph.role]
         taken = [i.name for i in session.get_inputs()]
         pairs = []
-        for batch in ctx.task.sample_batches(facts, graph):
-            ref = torch_outputs(baseline[graph.role], batch, facts.input_names)
+        for batch in ctx.task.fidelity_batches(facts, graph):
+            ref = torch_outputs(baseline[graph.role], batch, graph.input_names(facts))
             got = session.run(list(graph.output_names), {n: batch[n] for n in taken})
-            pairs.append((batch["attention_mask"].astype(bool), ref, got))
+            pairs.append((token_mask(batch), batch["attention_mask"].astype(bool), ref, got))
         for i, output in enumerate(graph.outputs):
-            key = output.name if single else f"{graph.role}.{output.name}"
-            per_output[key] = compare([(m, r[i], g[i]) for m, r, g in pairs], output.per_token, output.logits)
+            key = output.name if len(graphs) == 1 else f"{graph.role}.{output.name}"
+            per_output[key] = compare([(m, full, r[i], g[i]) for m, full, r, g in pairs], output)
     provider = next(iter(sessions.values())).get_providers()[0]
     record: dict[str, Any] = {"measured": True, "provider": provider, "outputs": per_output}
     record["passed"], record["failures"] = _gate(ctx.cfg.fidelity, per_output)
+    runtime = runtime_section(ctx)
+    bundle = OnnxEngine(ctx.model_files, runtime, sessions=sessions)
+    generation = ctx.task.generation_fidelity(bundle, TorchEngine(ctx, runtime), ctx.cfg.fidelity)
+    if generation is not None:
+        record["generation"] = generation
+        record["failures"] += generation.pop("failures")
+        record["passed"] = not record["failures"]
     if not record["passed"]:
         raise StageError(
             "fidelity: the bundle strays too far from the PyTorch model: "
@@ -46,13 +55,24 @@ def run(ctx: BuildContext) -> dict[str, Any]:
     return record
 
 
-def compare(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]], per_token: bool, logits: bool) -> dict:
-    """items: (mask [B,T], reference, candidate). Per-token outputs compare valid positions only; per-example
+def token_mask(batch: dict[str, np.ndarray]) -> np.ndarray:
+    """[batch, tokens] True where a token of this call is real: the attention mask's last positions (a decoder's
+    mask also covers its past)."""
+    return batch["attention_mask"][:, -batch["input_ids"].shape[1] :].astype(bool)
+
+
+def compare(items: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], output: Output) -> dict:
+    """items: (this call's token mask [B,T], the whole attention mask (a decoder's past included), reference,
+    candidate). A cache compares the positions the whole mask marks real. Per-token outputs compare valid
+    positions only; per-example
     outputs only rows that start with a real token: a head that pools the first position (CLS) reads padding
     in a left-padded row, in PyTorch too (the runtime pads on the right)."""
+    per_token, logits = output.per_token, output.logits
     cosines, agree, worst = [], [], 0.0
-    for mask, ref, got in items:
-        if per_token and ref.ndim == 3:  # [B, T, H]: one vector per valid token
+    for mask, full, ref, got in items:
+        if output.cache:  # [B, heads, positions, dim]: each real position's vectors
+            vecs = [(ref.transpose(0, 2, 1, 3)[full], got.transpose(0, 2, 1, 3)[full])]
+        elif per_token and ref.ndim == 3:  # [B, T, H]: one vector per valid token
             vecs = [(ref[mask], got[mask])]
         elif per_token:  # [B, T] (QA start/end): one vector per example over its valid tokens
             vecs = [(r[m][None], g[m][None]) for r, g, m in zip(ref, got, mask, strict=True)]
@@ -61,7 +81,7 @@ def compare(items: list[tuple[np.ndarray, np.ndarray, np.ndarray]], per_token: b
             vecs = [(ref[rows], got[rows])] if rows.any() else []
         for r, g in vecs:
             worst = max(worst, float(np.abs(r - g).max(initial=0.0)))
-            cosines.append(_cosine(r, g))
+            cosines.append(_cosine(r, g).ravel())
             if logits:
                 agree.append(r.argmax(-1) == g.argmax(-1))
     cos = np.concatenate(cosines)

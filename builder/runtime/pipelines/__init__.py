@@ -6,6 +6,7 @@ from builder.runtime.pipelines.base import Pipeline
 from builder.runtime.pipelines.feature_extraction import FeatureExtraction
 from builder.runtime.pipelines.question_answering import QuestionAnswering
 from builder.runtime.pipelines.text_classification import TextClassification
+from builder.runtime.pipelines.text_generation import TextGeneration
 from builder.runtime.pipelines.token_classification import TokenClassification
 from builder.runtime.pipelines.zero_shot_classification import ZeroShotClassification
 
@@ -15,4 +16,5 @@ PIPELINES: dict[str, type[Pipeline]] = {
     "token-classification": TokenClassification,
     "question-answering": QuestionAnswering,
     "zero-shot-classification": ZeroShotClassification,
+    "text-generation": TextGeneration,
 }

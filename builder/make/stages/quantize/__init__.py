@@ -45,7 +45,7 @@ def run(ctx: BuildContext) -> dict[str, Any]:
     folder = ctx.stage_dir("quantize")
     calibrations: dict[str, Any] = {}
     quantized = 0
-    for graph in ctx.task.graphs():
+    for graph in ctx.models.graphs:
         out = folder / f"{graph.role}.quantized.onnx"
         with _quiet_root_logger():  # the quantizer logs "please consider pre-processing" on the root logger
             if chosen["method"] == "static":

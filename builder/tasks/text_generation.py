@@ -1,0 +1,215 @@
+"""text-generation: a causal language model as one decoder graph with a key/value cache, used for the prompt (an
+empty past) and for every later token. Inputs input_ids, attention_mask, position_ids,
+past_key_values.{i}.key|value; outputs logits, present.{i}.key|value; the dynamic axes Optimum and
+transformers.js read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from builder.tasks.architectures import cache_layout
+from builder.tasks.base import Graph, ModelFacts, Output, Task, Workload
+
+PROMPTS = [
+    "Hello, my name is",
+    "The quick brown fox",
+    "Café naïve résumé 🙂 — 日本語:",
+    "Once upon a time, in a land far away, there lived a king who had three daughters. The youngest",
+    "A",
+    "def fibonacci(n):",
+]
+
+
+def past_names(layers: int) -> list[str]:
+    return [f"past_key_values.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
+
+
+class TextGeneration(Task):
+    name = "text-generation"
+    summary = "text continuation with a key/value cache (greedy or sampled), chat templates, streaming"
+    head = "AutoModelForCausalLM"
+    pipeline = "text-generation"
+    outputs = ()  # per model: graphs() names the cache outputs of its layers
+    fields = {"text": "text"}
+    metric = "perplexity"
+    gate_metric = "perplexity"
+    higher_is_better = False
+    quantization_methods = ("none", "dynamic")  # static QDQ calibration of a cache graph is not built
+
+    def graphs(self, config: dict[str, Any]) -> tuple[Graph, ...]:
+        layers = cache_layout(config)["num_layers"]
+        past = past_names(layers)
+        present = [n.replace("past_key_values", "present") for n in past]
+        axes: dict[str, dict[int, str]] = {
+            "input_ids": {0: "batch_size", 1: "sequence_length"},
+            "attention_mask": {0: "batch_size", 1: "past_sequence_length + sequence_length"},
+            "position_ids": {0: "batch_size", 1: "sequence_length"},
+            "logits": {0: "batch_size", 1: "sequence_length"},
+        }
+        axes |= {n: {0: "batch_size", 2: "past_sequence_length"} for n in past}
+        axes |= {n: {0: "batch_size", 2: "past_sequence_length + sequence_length"} for n in present}
+        outputs = (
+            Output("logits", per_token=True, logits=True),
+            *(Output(n, False, cache=True) for n in present),
+        )
+        inputs = ("input_ids", "attention_mask", "position_ids", *past)
+        return (Graph("model", outputs, inputs=inputs, axes=axes),)
+
+    def runtime_options(self, options: dict[str, Any], folder: Path) -> dict[str, Any]:
+        return cache_layout(json.loads((folder / "config.json").read_text(encoding="utf-8")))
+
+    def torch_module(self, model: Any, facts: ModelFacts, options: dict[str, Any], graph: Graph) -> Any:
+        from builder.tasks.torch_module import DecoderModule
+
+        return DecoderModule(model, cache_layout(facts.config)["num_layers"])
+
+    def sample_batches(
+        self, facts: ModelFacts, graph: Graph, batch_size: int = 4
+    ) -> list[dict[str, np.ndarray]]:
+        """Two tokens after a past of 3, one row's past partly padding (first: export traces it; a trace with an
+        empty past or one token would fix shapes the other calls change); a left-padded batch of prompts with
+        an empty past; one decode step after a past of 6."""
+        layout = cache_layout(facts.config)
+        rng = np.random.default_rng(0)
+        tok = facts.tokenizer
+        encoded = [tok(p, add_special_tokens=True)["input_ids"] for p in PROMPTS]
+        longest = max(len(e) for e in encoded[:batch_size])
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        ids = np.full((batch_size, longest), pad, dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for i, e in enumerate(encoded[:batch_size]):
+            ids[i, longest - len(e) :], mask[i, longest - len(e) :] = e, 1
+        vocab = int(facts.config.get("vocab_size", 100))
+
+        def batch(ids: np.ndarray, mask: np.ndarray, past_len: int) -> dict[str, np.ndarray]:
+            n = ids.shape[0]
+            shape = (n, layout["num_kv_heads"], past_len, layout["head_dim"])
+            position = np.maximum(mask.cumsum(-1) - 1, 0)[:, -ids.shape[1] :]
+            feeds = {"input_ids": ids, "attention_mask": mask, "position_ids": position}
+            feeds |= {
+                name: rng.normal(0, 1, shape).astype(np.float32) for name in past_names(layout["num_layers"])
+            }
+            return feeds
+
+        two = rng.integers(3, vocab, size=(2, 2), dtype=np.int64)
+        two_mask = np.ones((2, 5), dtype=np.int64)
+        two_mask[1, :2] = 0
+        one = rng.integers(3, vocab, size=(3, 1), dtype=np.int64)
+        return [batch(two, two_mask, 3), batch(ids, mask, 0), batch(one, np.ones((3, 7), dtype=np.int64), 6)]
+
+    def fidelity_batches(self, facts: ModelFacts, graph: Graph) -> list[dict[str, np.ndarray]]:
+        """The built-in prompts, left-padded, with an empty past: teacher-forced logits at every prompt position.
+        (A random past, as export traces, gives logits of no real margin, so no real top-1 agreement; the cache
+        path is checked with real caches by the greedy continuations.)"""
+        layout = cache_layout(facts.config)
+        tok = facts.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        batches = []
+        for chunk in (PROMPTS[:3], PROMPTS[3:]):
+            encoded = [tok(p, add_special_tokens=True)["input_ids"] for p in chunk]
+            longest = max(len(e) for e in encoded)
+            ids = np.full((len(chunk), longest), pad, dtype=np.int64)
+            mask = np.zeros_like(ids)
+            for i, e in enumerate(encoded):
+                ids[i, longest - len(e) :], mask[i, longest - len(e) :] = e, 1
+            empty = np.zeros((len(chunk), layout["num_kv_heads"], 0, layout["head_dim"]), dtype=np.float32)
+            feeds = {
+                "input_ids": ids,
+                "attention_mask": mask,
+                "position_ids": np.maximum(mask.cumsum(-1) - 1, 0),
+            }
+            batches.append(feeds | {name: empty for name in past_names(layout["num_layers"])})
+        return batches
+
+    def benchmark_workloads(
+        self,
+        engine: Any,
+        baseline: Any,
+        facts: ModelFacts,
+        shape: tuple[int, int],
+        settings: Any,
+        device: str,
+    ) -> list[Workload]:
+        """Time to first token (the prompt, one token out) and decode (settings.new_tokens tokens, eos ignored),
+        the bundle's runtime loop vs PyTorch's generate on the same random prompt."""
+        import torch
+
+        from builder.runtime.pipelines import PIPELINES
+
+        batch_size, seq_len = shape
+        vocab = int(facts.config.get("vocab_size", 100))
+        prompt = np.random.default_rng(0).integers(3, vocab, size=(batch_size, seq_len), dtype=np.int64)
+        loop = PIPELINES[self.pipeline](engine)
+        greedy = {**loop.settings({"do_sample": False}), "max_new_tokens": 1}
+        rows = prompt.tolist()
+        model = None if baseline is None else baseline.model
+        tensors = torch.from_numpy(prompt).to(device)
+
+        def pytorch(n: int) -> Any:
+            def call() -> None:
+                with torch.inference_mode():
+                    model.generate(
+                        tensors,
+                        attention_mask=torch.ones_like(tensors),
+                        max_new_tokens=n,
+                        min_new_tokens=n,
+                        do_sample=False,
+                        pad_token_id=0,
+                    )
+
+            return call
+
+        n = int(settings.new_tokens)
+        decode = {**greedy, "max_new_tokens": n}
+        return [
+            Workload("prefill", lambda: loop.generate_ids(rows, greedy, ignore_eos=True), model and pytorch(1),
+                     batch_size, shape),
+            Workload("decode", lambda: loop.generate_ids(rows, decode, ignore_eos=True), model and pytorch(n),
+                     batch_size * n, shape),
+        ]  # fmt: skip
+
+    def generation_fidelity(self, bundle: Any, baseline: Any, bounds: Any) -> dict[str, Any]:
+        """The built-in prompts' greedy continuations (bounds.greedy_tokens, eos ignored) through the runtime's
+        loop on the bundle and on PyTorch: the share of tokens that agree up to the first divergence."""
+        from builder.runtime.pipelines import PIPELINES
+
+        ours, theirs = PIPELINES[self.pipeline](bundle), PIPELINES[self.pipeline](baseline)
+        settings = {**ours.settings({"do_sample": False}), "max_new_tokens": int(bounds.greedy_tokens)}
+        rows = [ours.tok.base.encode(p).ids or [ours.pad] for p in PROMPTS]
+        got = ours.generate_ids(rows, settings, ignore_eos=True)
+        want = theirs.generate_ids(rows, settings, ignore_eos=True)
+        agreed = []
+        for a, b in zip(got, want, strict=True):
+            same = next((i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y), len(b))
+            agreed.append(same / max(len(b), 1))
+        record = {
+            "prompts": len(rows),
+            "tokens": int(bounds.greedy_tokens),
+            "greedy_match": float(np.mean(agreed)),
+            "exact": float(np.mean([a == 1.0 for a in agreed])),
+            "failures": [],
+        }
+        if bounds.min_greedy_match is not None and record["greedy_match"] < bounds.min_greedy_match:
+            record["failures"].append(
+                f"greedy match {record['greedy_match']:.3f} < fidelity.min_greedy_match={bounds.min_greedy_match}"
+            )
+        return record
+
+    def evaluate(
+        self, pipeline: Any, examples: list[dict[str, Any]], ev: Any, chunks: Any
+    ) -> dict[str, float]:
+        from builder.metrics import load_metric
+
+        nll, counts = [], []
+        for chunk in chunks(examples):
+            scored = pipeline.score([e["text"] for e in chunk], batch_size=ev.batch_size)
+            nll += [s for s, _ in scored]
+            counts += [n for _, n in scored]
+        return load_metric(self.metric).compute(predictions=nll, references=counts)
+
+
+TASK = TextGeneration()

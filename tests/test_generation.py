@@ -1,0 +1,339 @@
+"""Text generation: decoder bundles with a key/value cache for every decoder architecture, and a torch-free
+generation loop that answers as transformers 5's pipeline("text-generation") and generate() do, token for token."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import onnx
+import pytest
+from conftest import bundles_in, read_json, run_builder, run_without_build_packages
+from tiny_models import DECODERS
+
+import builder
+
+PROMPTS = [
+    "Hello, my name is",
+    "A",
+    "Café naïve résumé 🙂 — 日本語 and Ελληνικά:",
+    " ".join(["George Washington was the first president of the United States."] * 5),
+]
+PARITY = ("gpt2", "llama", "qwen2")  # GPT-2 (Conv1D, learned positions), Llama (grouped-query), Qwen2
+GREEDY = {"do_sample": False, "max_new_tokens": 12}
+
+
+@pytest.fixture(scope="module")
+def bundles(tiny_decoders: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("generation")
+    return {
+        arch: builder.build(
+            overrides=[
+                f"model.source={tiny_decoders[arch]}",
+                "task=text-generation",
+                "quantization=none",
+                "evaluation=none",
+                "benchmark=none",
+                f"output_dir={out}",
+            ],
+            quiet=True,
+        )
+        for arch in PARITY
+    }
+
+
+@pytest.fixture(scope="module")
+def references(tiny_decoders: dict) -> dict:
+    from transformers import pipeline
+
+    return {
+        arch: pipeline("text-generation", model=str(tiny_decoders[arch]), device="cpu") for arch in PARITY
+    }
+
+
+@pytest.mark.parametrize("arch", PARITY)
+def test_greedy_text_and_ids_equal_transformers(bundles: dict, references: dict, arch: str) -> None:
+    import torch
+
+    ours, theirs = builder.load(bundles[arch]), references[arch]
+    for prompt in PROMPTS:
+        for kwargs in (GREEDY, {**GREEDY, "return_full_text": False}, {**GREEDY, "repetition_penalty": 1.3}):
+            assert ours(prompt, **kwargs) == theirs(prompt, **kwargs), (arch, prompt, kwargs)
+        ids = ours.tokenizer.base.encode(prompt).ids
+        settings = ours.pipeline.settings(GREEDY)
+        with torch.no_grad():
+            expected = theirs.model.generate(
+                torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long), **GREEDY
+            )
+        assert ours.pipeline.generate_ids([ids], settings) == [expected[0, len(ids) :].tolist()], (
+            arch,
+            prompt,
+        )
+
+
+def test_chat_goes_through_the_chat_template(bundles: dict, references: dict) -> None:
+    ours, theirs = builder.load(bundles["llama"]), references["llama"]
+    chat = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Who was the first president?"},
+    ]
+    assert ours(chat, **GREEDY) == theirs(chat, **GREEDY)
+    prefill = [*chat, {"role": "assistant", "content": "It was"}]  # continued, not answered anew
+    assert ours(prefill, **GREEDY) == theirs(prefill, **GREEDY)
+    assert ours(chat, **GREEDY)[0]["generated_text"][-1]["role"] == "assistant"
+
+
+def test_early_eos_stops_a_row(tiny_decoders: dict, tmp_path: Path) -> None:
+    """A generation config whose eos is the third greedy token: the text stops before it, as in transformers."""
+    from transformers import pipeline
+
+    source = tmp_path / "model"
+    import shutil
+
+    shutil.copytree(tiny_decoders["qwen2"], source)
+    probe = pipeline("text-generation", model=str(source), device="cpu")
+    ids = probe.tokenizer("Hello, my name is")["input_ids"]
+    third = probe.model.generate(__import__("torch").tensor([ids]), max_new_tokens=3, do_sample=False)[
+        0, -1
+    ].item()
+    config = read_json(source / "generation_config.json")
+    (source / "generation_config.json").write_text(json.dumps({**config, "eos_token_id": int(third)}))
+    folder = builder.build(
+        overrides=[f"model.source={source}", "task=text-generation", "quantization=none", "evaluation=none",
+                   "benchmark=none", f"output_dir={tmp_path / 'out'}"],
+        quiet=True,
+    )  # fmt: skip
+    ours, theirs = builder.load(folder), pipeline("text-generation", model=str(source), device="cpu")
+    got = ours("Hello, my name is", max_new_tokens=10, do_sample=False)
+    assert got == theirs("Hello, my name is", max_new_tokens=10, do_sample=False)
+    assert ours.pipeline.generate_ids([ids], ours.pipeline.settings({"do_sample": False}))[0][-1] == third
+    # in a batch, the stopped row waits with pad tokens while the other goes on
+    batch = ours(["Hello, my name is", "The quick brown fox"], max_new_tokens=10, do_sample=False)
+    assert batch == [got, ours("The quick brown fox", max_new_tokens=10, do_sample=False)]
+
+
+@pytest.mark.parametrize("arch", PARITY)
+def test_a_batch_gives_what_each_prompt_gives_alone(bundles: dict, arch: str) -> None:
+    gen = builder.load(bundles[arch])
+    assert gen(PROMPTS, **GREEDY) == [gen(p, **GREEDY) for p in PROMPTS]
+    assert gen(PROMPTS, batch_size=2, **GREEDY) == gen(PROMPTS, **GREEDY)
+
+
+def test_sampling_is_reproducible_with_a_seed(bundles: dict) -> None:
+    gen = builder.load(bundles["llama"])
+    kwargs = {"do_sample": True, "max_new_tokens": 16, "temperature": 0.9, "top_k": 40, "top_p": 0.95}
+    first = gen(PROMPTS[0], seed=7, **kwargs)
+    assert gen(PROMPTS[0], seed=7, **kwargs) == first
+    assert gen(PROMPTS[0], seed=8, **kwargs) != first
+    several = gen(PROMPTS[0], seed=7, num_return_sequences=3, **kwargs)
+    assert len(several) == 3 and len({s["generated_text"] for s in several}) > 1
+    assert all(s["generated_text"].startswith(PROMPTS[0]) for s in several)
+
+
+def test_defaults_follow_the_pipeline_and_the_generation_config(bundles: dict) -> None:
+    gen = builder.load(bundles["gpt2"])
+    s = gen.pipeline.settings({})
+    assert (s["do_sample"], s["temperature"], s["max_new_tokens"]) == (
+        True,
+        0.7,
+        256,
+    )  # the pipeline's defaults
+    assert (
+        gen.pipeline.settings({"do_sample": False})["temperature"] == 1.0
+    )  # sampling defaults only when sampling
+    with pytest.raises(ValueError, match="top_p"):
+        gen("a", top_p=0)
+    with pytest.raises(ValueError, match="unknown argument"):
+        gen("a", max_tokens=3)
+
+
+def test_stream_yields_the_new_text_in_whole_characters(bundles: dict) -> None:
+    gen = builder.load(bundles["qwen2"])
+    for prompt in PROMPTS:
+        pieces = list(gen.pipeline.stream(prompt, **GREEDY))
+        assert "".join(pieces) == gen(prompt, return_full_text=False, **GREEDY)[0]["generated_text"]
+        assert all(p and "\ufffd" not in p[-1:] for p in pieces[:-1])
+
+
+def test_stop_strings_end_the_text(bundles: dict) -> None:
+    gen = builder.load(bundles["gpt2"])
+    full = gen(PROMPTS[0], return_full_text=False, **GREEDY)[0]["generated_text"]
+    stop = full[2:4]
+    cut = gen(PROMPTS[0], return_full_text=False, stop=[stop], **GREEDY)[0]["generated_text"]
+    assert cut == full[: full.index(stop) + len(stop)]
+
+
+def test_the_context_bounds_prompt_and_generation(bundles: dict) -> None:
+    gen = builder.load(bundles["llama"])
+    context = gen.pipeline.max_positions
+    long = "word " * (context + 10)
+    with pytest.raises(ValueError, match="context is 128"):
+        gen(long, **GREEDY)
+    kept = gen(long, truncate=True, do_sample=False, max_new_tokens=50, return_full_text=False)
+    assert kept[0]["generated_text"] != ""
+    ids = gen.tokenizer.base.encode("Hello").ids
+    new = gen.pipeline.generate_ids(
+        [ids], {**gen.pipeline.settings({"do_sample": False}), "max_new_tokens": 500}, ignore_eos=True
+    )
+    assert len(new[0]) == context - len(ids)  # stops at the context's end
+
+
+def test_predict_streams_json_lines(bundles: dict, tmp_path: Path) -> None:
+    lines = tmp_path / "in.jsonl"
+    lines.write_text(
+        json.dumps({"inputs": PROMPTS[0], "parameters": {**GREEDY, "stream": True}}) + "\n"
+        + json.dumps({"text_inputs": PROMPTS[1], **GREEDY}) + "\n"
+        + json.dumps({"inputs": "a", "parameters": {"top_p": 0}}) + "\n"
+    )  # fmt: skip
+    proc = run_builder("predict", str(bundles["gpt2"]), "--input", str(lines))
+    assert proc.returncode == 0, proc.stderr
+    out = [json.loads(line) for line in proc.stdout.splitlines()]
+    expected = builder.load(bundles["gpt2"])(PROMPTS[0], return_full_text=False, **GREEDY)[0][
+        "generated_text"
+    ]
+    tokens = [o["token"] for o in out if "token" in o]
+    assert tokens and "".join(tokens) == expected and out[len(tokens)] == {"generated_text": expected}
+    assert out[-1][0]["generated_text"].startswith(PROMPTS[1]) and "line 3: ValueError" in proc.stderr
+
+
+def test_generation_runs_without_build_time_packages(bundles: dict) -> None:
+    code = (
+        "import builder\n"
+        f"gen = builder.load({str(bundles['llama'])!r})\n"
+        "gen('Hello', max_new_tokens=4, do_sample=False)\n"
+        "gen([{'role': 'user', 'content': 'Hi'}], max_new_tokens=4, seed=1)\n"
+        "list(gen.pipeline.stream('Hello', max_new_tokens=4))\n"
+    )
+    run_without_build_packages(code)
+
+
+# --------------------------------------------------------------------------------------------- builds
+
+
+@pytest.fixture(scope="module")
+def decoder_builds(
+    tiny_decoders: dict, tmp_path_factory: pytest.TempPathFactory
+) -> dict[tuple[str, str], Path]:
+    """Every decoder architecture, fp32 and int8, through the real CLI."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = tmp_path_factory.mktemp("decoders")
+
+    def build(arch: str) -> tuple[str, object, Path]:
+        out = root / arch
+        proc = run_builder(
+            "-m", f"model.source={tiny_decoders[arch]}", "task=text-generation", "quantization=none,dynamic",
+            "benchmark=quick", "benchmark.new_tokens=4", f"output_dir={out}",
+        )  # fmt: skip
+        return arch, proc, out
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(build, DECODERS))
+    found = {}
+    for arch, proc, out in results:
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, (
+            f"{arch}:\n{proc.stdout}\n{proc.stderr}"
+        )
+        for folder in bundles_in(out):
+            found[(arch, read_json(folder / "manifest.json")["runtime"]["quantization"]["method"])] = folder
+        for method in ("none", "dynamic"):
+            assert (arch, method) in found, f"{arch} {method}: no bundle\n{proc.stderr[-3000:]}"
+    return found
+
+
+@pytest.mark.parametrize("arch", DECODERS)
+@pytest.mark.parametrize("quant", ["none", "dynamic"])
+def test_decoder_bundle_has_one_cache_graph_and_is_measured(
+    decoder_builds: dict, arch: str, quant: str
+) -> None:
+    folder = decoder_builds[(arch, quant)]
+    manifest = builder.verify(folder)
+    assert "generation_config.json" in manifest["files"]
+    graph = manifest["runtime"]["graphs"]["model"]
+    layers = manifest["runtime"]["options"]["num_layers"]
+    past = [f"past_key_values.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
+    assert graph["inputs"] == ["input_ids", "attention_mask", "position_ids", *past]
+    assert graph["outputs"] == ["logits", *(n.replace("past_key_values", "present") for n in past)]
+    dims = {
+        i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
+        for i in onnx.load(str(folder / "model.onnx")).graph.input
+    }
+    assert dims["attention_mask"] == ["batch_size", "past_sequence_length + sequence_length"]
+    kv_heads = manifest["runtime"]["options"]["num_kv_heads"]
+    assert dims[past[0]][:3] == ["batch_size", kv_heads, "past_sequence_length"]
+    if arch != "gpt2":
+        assert kv_heads == 2  # grouped-query attention: fewer key/value heads than the 4 query heads
+
+    metrics = read_json(folder / "metrics.json")
+    fidelity = metrics["fidelity"]
+    assert fidelity["passed"] and fidelity["generation"]["prompts"] == 6
+    if quant == "none":  # fp32: what PyTorch computes, and its greedy tokens
+        assert (
+            fidelity["outputs"]["logits"]["cosine_min"] > 0.9999
+            and fidelity["generation"]["greedy_match"] == 1.0
+        )
+    else:
+        assert metrics["quantize"]["quantized_nodes"] > 0 and metrics["size"]["ratio_to_fp32"] < 0.9
+    ev = metrics["evaluation"]
+    assert ev["metric"] == "perplexity" and ev["bundle"]["tokens"] == ev["baseline"]["tokens"] > 100
+    if quant == "none":
+        assert ev["bundle"]["perplexity"] == pytest.approx(ev["baseline"]["perplexity"], rel=1e-4)
+    assert ev["retention_percent"] == pytest.approx(
+        100 * ev["baseline"]["perplexity"] / ev["bundle"]["perplexity"]
+    )
+    rows = {r["workload"]: r for r in metrics["benchmark"]["results"]}
+    assert set(rows) == {"prefill", "decode"}
+    assert rows["decode"]["bundle"]["throughput_per_s"] > 0 and rows["decode"]["pytorch"]["p50_ms"] > 0
+    card = (folder / "README.md").read_text()
+    assert "pipeline_tag: text-generation" in card and "| decode |" in card
+
+
+def test_decoder_gate_and_summary(decoder_builds: dict, tiny_decoders: dict, tmp_path: Path) -> None:
+    common = [f"model.source={tiny_decoders['qwen3']}", "task=text-generation", "benchmark=none"]
+    proc = run_builder(
+        *common, "quantization=none", "evaluation.gate.max_relative_drop=0.01", f"output_dir={tmp_path / 'a'}"
+    )
+    assert proc.returncode == 0 and "perplexity" in proc.stdout and "greedy    100.0%" in proc.stdout, (
+        proc.stderr
+    )
+    proc = run_builder(
+        *common, "quantization=none", "evaluation.gate.max_relative_drop=-0.5", f"output_dir={tmp_path / 'b'}"
+    )
+    assert proc.returncode != 0 and "quality gate" in proc.stderr and "above" in proc.stderr
+    proc = run_builder(*common, "quantization=static", f"output_dir={tmp_path / 'c'}")
+    assert proc.returncode == 2 and "quantization=static with task=text-generation" in proc.stderr
+
+
+def test_perplexity_of_a_local_text_file(tiny_decoders: dict, tmp_path: Path) -> None:
+    text = tmp_path / "essay.txt"
+    text.write_text("The quick brown fox jumps over the lazy dog.\n\nParis is the capital of France.\n\n\n")
+    proc = run_builder(
+        f"model.source={tiny_decoders['gpt2']}", "task=text-generation", "quantization=none", "benchmark=none",
+        f"evaluation.dataset={text}", f"output_dir={tmp_path / 'out'}",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (folder,) = bundles_in(tmp_path / "out")
+    ev = read_json(folder / "metrics.json")["evaluation"]
+    assert ev["examples"] == 2 and ev["format"] == "text"
+    scored = builder.load(folder).pipeline.score([p for p in text.read_text().split("\n\n") if p.strip()])
+    nll, tokens = sum(s for s, _ in scored), sum(n for _, n in scored)
+    assert ev["bundle"]["perplexity"] == pytest.approx(math.exp(nll / tokens), rel=1e-6)
+
+
+def test_concurrent_generation_equals_sequential(bundles: dict) -> None:
+    import threading
+
+    gen = builder.load(bundles["llama"])
+    jobs = [(p, {**GREEDY, "repetition_penalty": 1.0 + i / 10}) for i, p in enumerate(PROMPTS * 2)]
+    sequential = [gen(p, **kw) for p, kw in jobs]
+    results: dict = {}
+    threads = [
+        threading.Thread(target=lambda i=i: results.__setitem__(i, gen(jobs[i][0], **jobs[i][1])))
+        for i in range(len(jobs))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [results[i] for i in range(len(jobs))] == sequential
