@@ -28,6 +28,18 @@ def past_names(layers: int) -> list[str]:
     return [f"past_key_values.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
 
 
+def left_padded(tok: Any, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Prompts as one left-padded batch (input ids, attention mask), as batched generation runs them."""
+    encoded = [tok(p, add_special_tokens=True)["input_ids"] for p in prompts]
+    longest = max(len(e) for e in encoded)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    ids = np.full((len(prompts), longest), pad, dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for i, e in enumerate(encoded):
+        ids[i, longest - len(e) :], mask[i, longest - len(e) :] = e, 1
+    return ids, mask
+
+
 class TextGeneration(Task):
     name = "text-generation"
     summary = "text continuation with a key/value cache (greedy or sampled), chat templates, streaming"
@@ -75,14 +87,7 @@ class TextGeneration(Task):
         an empty past; one decode step after a past of 6."""
         layout = cache_layout(facts.config)
         rng = np.random.default_rng(0)
-        tok = facts.tokenizer
-        encoded = [tok(p, add_special_tokens=True)["input_ids"] for p in PROMPTS]
-        longest = max(len(e) for e in encoded[:batch_size])
-        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        ids = np.full((batch_size, longest), pad, dtype=np.int64)
-        mask = np.zeros_like(ids)
-        for i, e in enumerate(encoded[:batch_size]):
-            ids[i, longest - len(e) :], mask[i, longest - len(e) :] = e, 1
+        ids, mask = left_padded(facts.tokenizer, PROMPTS[:batch_size])
         vocab = int(facts.config.get("vocab_size", 100))
 
         def batch(ids: np.ndarray, mask: np.ndarray, past_len: int) -> dict[str, np.ndarray]:
@@ -106,16 +111,9 @@ class TextGeneration(Task):
         (A random past, as export traces, gives logits of no real margin, so no real top-1 agreement; the cache
         path is checked with real caches by the greedy continuations.)"""
         layout = cache_layout(facts.config)
-        tok = facts.tokenizer
-        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         batches = []
         for chunk in (PROMPTS[:3], PROMPTS[3:]):
-            encoded = [tok(p, add_special_tokens=True)["input_ids"] for p in chunk]
-            longest = max(len(e) for e in encoded)
-            ids = np.full((len(chunk), longest), pad, dtype=np.int64)
-            mask = np.zeros_like(ids)
-            for i, e in enumerate(encoded):
-                ids[i, longest - len(e) :], mask[i, longest - len(e) :] = e, 1
+            ids, mask = left_padded(facts.tokenizer, chunk)
             empty = np.zeros((len(chunk), layout["num_kv_heads"], 0, layout["head_dim"]), dtype=np.float32)
             feeds = {
                 "input_ids": ids,
