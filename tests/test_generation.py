@@ -287,6 +287,11 @@ def test_decoder_bundle_has_one_cache_graph_and_is_measured(
     assert rows["decode"]["bundle"]["throughput_per_s"] > 0 and rows["decode"]["pytorch"]["p50_ms"] > 0
     card = (folder / "README.md").read_text()
     assert "pipeline_tag: text-generation" in card and "| decode |" in card
+    base, ours = ev["baseline"]["perplexity"], ev["bundle"]["perplexity"]
+    assert (
+        f"| perplexity (primary) | {base:.4f} | {ours:.4f} | {100 * base / ours:.2f}% |" in card
+    )  # lower is better
+    assert f"{100 * fidelity['generation']['greedy_match']:.1f}% of the first 16 tokens" in card
 
 
 def test_decoder_gate_and_summary(decoder_builds: dict, tiny_decoders: dict, tmp_path: Path) -> None:

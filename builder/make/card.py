@@ -103,6 +103,13 @@ def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str,
             lines.append(
                 f"| {out} | {m['cosine_mean']:.6f} | {m['cosine_min']:.6f} | {agree} | {m['max_abs_diff']:.3g} |"
             )
+        if fid.get("generation"):
+            g = fid["generation"]
+            lines += [
+                "",
+                f"Greedy continuations of {g['prompts']} built-in prompts: {100 * g['greedy_match']:.1f}% of the first "
+                f"{g['tokens']} tokens as PyTorch's ({100 * g['exact']:.0f}% of the prompts identical).",
+            ]
     else:
         lines.append(f"Not measured: {fid.get('reason', 'skipped')}.")
     if not metrics.get("host", {}).get("runs_profile", True):
@@ -120,11 +127,13 @@ def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str,
             "| metric | PyTorch baseline | bundle | kept |",
             "| --- | --- | --- | --- |",
         ]
+        higher = ev.get("higher_is_better", True)
         for metric, value in ev["bundle"].items():
-            if metric.endswith("total"):
+            if metric.endswith("total") or metric == "tokens":
                 continue
             base = ev["baseline"].get(metric)
-            kept = f"{100 * value / base:.2f}%" if base else "-"
+            ratio = (value / base if higher else base / value) if base and value else None
+            kept = f"{100 * ratio:.2f}%" if ratio is not None else "-"
             mark = " (primary)" if metric == ev["metric"] else ""
             lines.append(f"| {metric}{mark} | {base:.4f} | {value:.4f} | {kept} |")
         if "gate" in ev:

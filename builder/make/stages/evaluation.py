@@ -46,6 +46,7 @@ def run(ctx: BuildContext) -> dict[str, Any]:
     record: dict[str, Any] = origin | {
         "task": task.name,
         "metric": primary,
+        "higher_is_better": task.higher_is_better,
         "baseline": results["baseline"],
         "bundle": results["bundle"],
         "retention_percent": retention,
