@@ -274,7 +274,10 @@ def _cache(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     store = StageCache(args.dir)
     if args.action == "clear":
-        print(f"removed {store.clear()} cache entries from {args.dir}")
+        try:
+            print(f"removed {store.clear()} cache entries from {args.dir}")
+        except BuilderError as e:
+            return _fail(e)
         return 0
     info = store.info()
     print(f"stage cache {info['root']}")

@@ -84,3 +84,27 @@ def test_cache_can_be_turned_off(model: Path, tmp_path: Path) -> None:
     )
     (folder,) = bundles_in(tmp_path)
     assert set(stages_of(folder).values()) == {"ran"} and not (tmp_path / ".cache").exists()
+
+
+def test_cache_clear_removes_only_what_the_cache_wrote(model: Path, tmp_path: Path) -> None:
+    """`cache clear --dir` on a folder that is not a cache refuses and deletes nothing; on a cache it removes the
+    entries and leaves a file of the user's in it alone."""
+    notes = tmp_path / "notes"
+    (notes / "sub").mkdir(parents=True)
+    (notes / "todo.txt").write_text("keep me")
+    (notes / "sub" / "draft.md").write_text("and me")
+    proc = run_builder("cache", "clear", "--dir", str(notes))
+    assert (
+        proc.returncode == 2
+        and "holds no builder stage cache" in proc.stderr
+        and "Traceback" not in proc.stderr
+    )
+    assert (notes / "todo.txt").read_text() == "keep me" and (notes / "sub" / "draft.md").is_file()
+
+    assert run_builder(f"model.source={model}", *COMMON, f"output_dir={tmp_path / 'out'}").returncode == 0
+    cache = tmp_path / "out" / ".cache"
+    (cache / "mine.txt").write_text("a user's file inside the cache folder")
+    proc = run_builder("cache", "clear", "--dir", str(cache))
+    assert proc.returncode == 0 and "removed 4 cache entries" in proc.stdout
+    assert [p.name for p in cache.iterdir()] == ["mine.txt"]
+    assert bundles_in(tmp_path / "out")  # the bundles beside the cache are untouched

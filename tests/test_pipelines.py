@@ -239,3 +239,26 @@ def test_hub_bundle_while_hub_unreachable_is_a_clear_error(monkeypatch: pytest.M
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(BuilderError, match="cannot be fetched from the Hugging Face Hub"):
         builder.load("someone/some-bundle")
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 1.5, "2", True])
+def test_a_batch_size_below_one_is_a_clear_error(bundles: dict, batch_size: Any) -> None:
+    """Before, batch_size=0 ran a batch of no rows and ONNX Runtime died with SIGFPE."""
+    classify = builder.load(bundles[("bert", "text-classification")])
+    with pytest.raises(ValueError, match=rf"batch_size={batch_size!r}: give an integer >= 1"):
+        classify(["a", "b"], batch_size=batch_size)
+
+
+def test_predict_and_the_build_refuse_batch_size_zero(
+    bundles: dict, tiny_models: dict, tmp_path: Path
+) -> None:
+    lines = tmp_path / "in.jsonl"
+    lines.write_text('{"inputs": ["a", "b"], "parameters": {"batch_size": 0}}\n"fine"\n')
+    proc = run_builder("predict", str(bundles[("bert", "text-classification")]), "--input", str(lines))
+    assert proc.returncode == 0 and "line 1: ValueError: batch_size=0" in proc.stderr
+    assert len(proc.stdout.splitlines()) == 1
+    proc = run_builder(
+        f"model.source={tiny_models[('bert', 'text-classification')]}", "task=text-classification",
+        "evaluation.batch_size=0", f"output_dir={tmp_path / 'out'}",
+    )  # fmt: skip
+    assert proc.returncode == 2 and "evaluation.batch_size=0" in proc.stderr

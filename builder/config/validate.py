@@ -101,6 +101,8 @@ def _value_problems(cfg: DictConfig) -> list[str]:
             "the warm-up >= 0"
         )
     ev = cfg.evaluation
+    if ev.batch_size < 1:
+        p.append(f"evaluation.batch_size={ev.batch_size}: give a positive number of examples per batch")
     if ev.max_samples is not None and ev.max_samples < 1:
         p.append(f"evaluation.max_samples={ev.max_samples}: give a positive number, or null for all")
     drop = ev.gate.max_relative_drop

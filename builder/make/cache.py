@@ -112,18 +112,55 @@ class StageCache:
 
     def info(self) -> dict[str, Any]:
         stages: dict[str, Any] = {}
-        if self.root.is_dir():
-            for stage_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
-                entries = [e for e in stage_dir.iterdir() if e.is_dir() and not e.name.startswith(".")]
-                size = sum(f.stat().st_size for e in entries for f in e.rglob("*") if f.is_file())
-                stages[stage_dir.name] = {"entries": len(entries), "bytes": size}
+        for entry in self.entries():
+            stage = stages.setdefault(entry.parent.name, {"entries": 0, "bytes": 0})
+            stage["entries"] += 1
+            stage["bytes"] += sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
         return {"root": str(self.root), "stages": stages}
 
-    def clear(self) -> int:
-        removed = sum(s["entries"] for s in self.info()["stages"].values())
+    def entries(self) -> list[Path]:
+        """The folders this cache wrote: <stage>/<key>/ whose record names that stage and key."""
+        found = []
         if self.root.is_dir():
-            shutil.rmtree(self.root)
-        return removed
+            for record in sorted(self.root.glob(f"*/*/{RECORD}")):
+                entry = record.parent
+                try:
+                    data = json.loads(record.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    continue
+                if (
+                    isinstance(data, dict)
+                    and data.get("stage") == entry.parent.name
+                    and data.get("key") == entry.name
+                ):
+                    found.append(entry)
+        return found
+
+    def clear(self) -> int:
+        """Remove what this cache wrote (entries, their lock files, unfinished entries) and nothing else; a folder
+        that holds no cache entry is refused, whatever else it holds."""
+        from builder.errors import BuilderError
+
+        entries = self.entries()
+        if not entries and self.root.is_dir() and any(self.root.iterdir()):
+            raise BuilderError(
+                f"cache clear: {self.root} holds no builder stage cache (no <stage>/<key>/{RECORD}); nothing was "
+                "removed. Give the cache_dir of your builds (default <output_dir>/.cache)."
+            )
+        for entry in entries:
+            shutil.rmtree(entry, ignore_errors=True)
+            (entry.parent / f"{entry.name}.lock").unlink(missing_ok=True)
+        stages = {e.parent for e in entries}
+        for stage in stages:
+            for leftover in stage.glob(".tmp-*"):  # an entry a killed build did not finish
+                shutil.rmtree(leftover, ignore_errors=True)
+            for lock in stage.glob("*.lock"):
+                lock.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # kept if it holds anything else
+                stage.rmdir()
+        with contextlib.suppress(OSError):
+            self.root.rmdir()
+        return len(entries)
 
 
 class CachedWork:

@@ -31,6 +31,12 @@ def graph_io(graphs: Mapping[str, Mapping[str, Any]]) -> dict[str, GraphIO]:
     }
 
 
+def check_batch_size(batch_size: object) -> None:
+    """A batch of no rows crashes ONNX Runtime's kernels (SIGFPE): refuse it where callers pass it in."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r}: give an integer >= 1")
+
+
 class Engine:
     """Runs encodings through a graph in padded batches. Subclasses set tokenizer, model_config, options and
     graphs, and implement run(outputs, feeds, graph)."""
@@ -49,9 +55,10 @@ class Engine:
     ) -> list[list[np.ndarray]]:
         """Run encodings in right-padded batches; per output, one array per encoding, per-token outputs cut back
         to that encoding's own length."""
+        check_batch_size(batch_size)
         io = self.graphs[graph]
         results: list[list[np.ndarray]] = [[] for _ in outputs]
-        for start in range(0, len(encodings), max(1, batch_size)):
+        for start in range(0, len(encodings), batch_size):
             chunk = encodings[start : start + batch_size]
             feeds = pad(chunk, io.inputs, self.tokenizer.pad_id, self.tokenizer.pad_type_id)
             values = self.run(outputs, feeds, graph)

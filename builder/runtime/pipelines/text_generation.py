@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from builder.runtime.engine import check_batch_size
 from builder.runtime.pipelines.base import Pipeline
 
 GLOBAL_DEFAULTS = {  # transformers' GenerationConfig defaults
@@ -79,7 +80,8 @@ class TextGeneration(Pipeline):
         if not prompts:
             return []
         return_full_text = kwargs.pop("return_full_text", True)
-        batch_size = int(kwargs.pop("batch_size", 8) or 8)
+        batch_size = kwargs.pop("batch_size", 8)
+        check_batch_size(batch_size)
         results: list[list[dict[str, Any]]] = []
         for start in range(0, len(prompts), batch_size):
             chunk = prompts[start : start + batch_size]
@@ -267,9 +269,10 @@ class TextGeneration(Pipeline):
     def score(self, texts: list[str], batch_size: int = 8) -> list[tuple[float, int]]:
         """Per text: (summed negative log-likelihood of its tokens after the first, how many), with the whole
         text as one prompt; texts longer than the context are cut to it."""
+        check_batch_size(batch_size)
         results = []
         encodings = self.tok.encode(texts, max_length=self.max_positions)
-        for start in range(0, len(encodings), max(1, batch_size)):
+        for start in range(0, len(encodings), batch_size):
             chunk = [e.ids for e in encodings[start : start + batch_size]]
             longest = max(len(c) for c in chunk)
             ids = np.full((len(chunk), longest), self.pad, dtype=np.int64)
