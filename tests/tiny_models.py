@@ -95,16 +95,24 @@ def unigram_tokenizer() -> Tokenizer:
     return tok
 
 
-def bpe_tokenizer(specials: list[str] = ROBERTA_SPECIALS) -> Tokenizer:
+def trained_bpe(specials: list[str], vocab_size: int) -> Tokenizer:
+    """Byte-level BPE trained on the corpus (deterministic for a fixed corpus and specials)."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.train_from_iterator(
         CORPUS,
         trainers.BpeTrainer(
-            vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+            vocab_size=vocab_size,
+            special_tokens=specials,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         ),
     )
+    return tok
+
+
+def bpe_tokenizer(specials: list[str] = ROBERTA_SPECIALS) -> Tokenizer:
+    tok = trained_bpe(specials, 400)
     if specials == ROBERTA_SPECIALS:
         tok.post_processor = processors.RobertaProcessing(
             ("</s>", 2), ("<s>", 0), trim_offsets=True, add_prefix_space=False
@@ -238,16 +246,7 @@ CHATML = (
 
 def decoder_tokenizer(bos: bool) -> PreTrainedTokenizerFast:
     """Byte-level BPE as GPT-2, Qwen and SmolLM ship it; with bos=True a leading <s> as Llama's tokenizers add."""
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<s>"]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(
-        CORPUS,
-        trainers.BpeTrainer(
-            vocab_size=420, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-        ),
-    )
+    tok = trained_bpe(["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<s>"], 420)
     if bos:
         tok.post_processor = processors.TemplateProcessing(
             single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", tok.token_to_id("<s>"))]

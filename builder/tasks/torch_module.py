@@ -33,6 +33,9 @@ class DecoderModule(torch.nn.Module):
     def __init__(self, model: torch.nn.Module, num_layers: int):
         super().__init__()
         self.model, self.num_layers = model, num_layers
+        self._cache_arg = (
+            "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        )
 
     def forward(
         self,
@@ -46,7 +49,7 @@ class DecoderModule(torch.nn.Module):
         cache = DynamicCache(config=self.model.config)
         for layer in range(self.num_layers):
             cache.update(past[2 * layer], past[2 * layer + 1], layer)
-        name = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        name = self._cache_arg
         out = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,

@@ -343,8 +343,7 @@ class TextGeneration(Pipeline):
         """The tokenizer's chat template (jinja2), as transformers renders it for generation."""
         if not self.chat_template:
             raise ValueError("this bundle's tokenizer has no chat template: give a text prompt instead")
-        from jinja2 import StrictUndefined  # noqa: F401  (jinja2 is a runtime dependency)
-        from jinja2.ext import loopcontrols
+        from jinja2.ext import loopcontrols  # jinja2: a runtime dependency
         from jinja2.sandbox import ImmutableSandboxedEnvironment
 
         def raise_exception(message: str) -> None:
