@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import types
 from pathlib import Path
 from typing import Any
 
-from builder.errors import BuilderError
+from builder.errors import BuilderError, Interrupted
 
 SUBCOMMANDS = ("verify", "info", "predict", "cache", "report", "tasks")
 
@@ -62,7 +63,7 @@ def _build_app(argv: list[str]) -> None:
     from builder.config import CONF_DIR, override_problems
     from builder.errors import ConfigError
 
-    problems = override_problems(argv)
+    problems = _stray_words(argv) + override_problems(argv)
     if problems:
         sys.exit(_fail(ConfigError(problems)))
 
@@ -77,6 +78,11 @@ def _build_app(argv: list[str]) -> None:
         except BuilderError as e:  # the host lock could not be taken (the job's own errors end in _job)
             sys.exit(_fail(e))
 
+    def stop(signum: int, frame: Any) -> None:
+        raise Interrupted(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
     started: list[bool] = []
     sys.argv = [sys.argv[0], *argv]
     try:
@@ -87,6 +93,30 @@ def _build_app(argv: list[str]) -> None:
         sys.exit(_fail(ConfigError([f"{e}. See `builder --help`."])))
 
 
+# Hydra's flags that take the next word as their value.
+HYDRA_VALUE_FLAGS = ("--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun",
+                     "--cfg", "-c", "--package", "-p", "--info", "-i")  # fmt: skip
+
+
+def _stray_words(argv: list[str]) -> list[str]:
+    """Words that are neither a subcommand nor an override (Hydra would report a grammar error)."""
+    import difflib
+
+    problems = []
+    for i, arg in enumerate(argv):
+        if arg.startswith(("-", "~")) or "=" in arg or (i and argv[i - 1] in HYDRA_VALUE_FLAGS):
+            continue
+        close = difflib.get_close_matches(arg, SUBCOMMANDS, n=1)
+        hint = f"did you mean `builder {close[0]}`? " if close else ""
+        if i and "=" in argv[i - 1]:  # a value with a space, split by the shell
+            hint += f"if it belongs to the value before it, quote the whole override: '{argv[i - 1]} {arg}'. "
+        problems.append(
+            f"{arg}: not a subcommand ({', '.join(SUBCOMMANDS)}) nor a key=value override; {hint}"
+            "see `builder --help`"
+        )
+    return problems
+
+
 def _job(cfg: Any) -> None:
     """One build (a sweep runs one per job): bundle and summary, or one clear error."""
     from hydra.core.hydra_config import HydraConfig
@@ -95,27 +125,81 @@ def _job(cfg: Any) -> None:
     from builder.config import config_from_hydra, validate
 
     sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
+    if sweeping:  # replaced when the job ends; left "running" if its process dies
+        _job_result({"status": "running", "config": _plain_config(cfg)})
     try:
         final, overrides, choices = config_from_hydra(cfg)
         validate(final)  # every config problem, before torch is even imported
         from builder.make.driver import build_bundle
 
         path = build_bundle(final, overrides=overrides, choices=choices)
-    except BuilderError as e:
+    except Exception as e:  # a BuilderError is the user's to fix; anything else is a bug, reported as one
+        if not isinstance(e, BuilderError):
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            full = _no_space(e)
+            e = BuilderError(
+                f"no space left on the device while writing {full.filename or 'a file'} (output_dir={cfg.output_dir}, "
+                f"cache_dir={cfg.cache_dir}): nothing was published. Free space there, or choose other folders"
+                if full
+                else _crash_message(e)
+            )
+            e.exit_code = 2 if full else 1
         if not sweeping:
             sys.exit(_fail(e))
         print(f"error: {e}", file=sys.stderr)  # one failed job does not end the sweep
         report = getattr(e, "report", None)
         _job_result(
-            {"status": "rejected", "report": str(report)} if report else {"status": "failed", "error": str(e)}
+            {"status": "rejected", "report": str(report)}
+            if report
+            else {"status": "failed", "error": str(e), "config": _plain_config(cfg)}
         )
         return
-    except KeyboardInterrupt:
-        print("interrupted: no bundle was written", file=sys.stderr)
-        sys.exit(130)
+    except (KeyboardInterrupt, Interrupted) as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        stage = getattr(e, "stage", None)
+        where = f" during the {stage} stage" if stage else ""
+        print(
+            f"interrupted by {signal.Signals(signum).name}{where}: no bundle was written, its work folder removed",
+            file=sys.stderr,
+        )
+        sys.exit(128 + signum)
     print(summary(path))
     if sweeping:
         _job_result({"status": "published", "bundle": str(path)})
+
+
+def _no_space(e: BaseException | None) -> OSError | None:
+    """The disk-full error behind e, if any (libraries wrap it in their own errors)."""
+    import errno
+
+    while e is not None:
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _crash_message(e: BaseException) -> str:
+    """A failure builder did not foresee: one line with where it happened, and how to see the whole trace."""
+    import traceback
+
+    frames = traceback.extract_tb(e.__traceback__)
+    mine = [f for f in frames if "/builder/" in f.filename.replace("\\", "/")] or frames
+    where = f" (in {Path(mine[-1].filename).name}:{mine[-1].lineno})" if mine else ""
+    return (
+        f"the build failed unexpectedly: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}{where}. "
+        "No bundle was written. Run again with HYDRA_FULL_ERROR=1 for the traceback, and report it."
+    )
+
+
+def _plain_config(cfg: Any) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    except Exception:  # an unresolvable value: that is the job's error, reported on its own
+        return {}
 
 
 def _job_result(result: dict[str, Any]) -> None:
@@ -125,7 +209,10 @@ def _job_result(result: dict[str, Any]) -> None:
     hc = HydraConfig.get()
     folder = Path(hc.runtime.output_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "result.json").write_text(json.dumps({"job": hc.job.num, **result}), encoding="utf-8")
+    record = {"job": hc.job.num, "overrides": list(hc.overrides.task), **result}
+    tmp = folder / "result.json.tmp"
+    tmp.write_text(json.dumps(record, default=str), encoding="utf-8")
+    tmp.replace(folder / "result.json")
 
 
 def summary(path: Path) -> str:
@@ -229,10 +316,18 @@ def _report(argv: list[str]) -> int:
     parser.add_argument("folders", type=Path, nargs="+", help="output folders (or bundle folders)")
     parser.add_argument("--out", type=Path, default=None, help="where to write (default: the first folder)")
     args = parser.parse_args(argv)
-    rows = report.collect(args.folders)
+    rows = report.collect(args.folders, skipped := [])
+    for where, why in skipped:
+        print(f"skipped {where}: {why}", file=sys.stderr)
     if not rows:
         return _fail(BuilderError(f"no bundles in {', '.join(map(str, args.folders))}"))
-    paths = report.write(rows, args.out or args.folders[0])
+    out = args.out or args.folders[0]
+    try:
+        paths = report.write(rows, out)
+    except OSError as e:
+        return _fail(
+            BuilderError(f"report --out {out}: cannot write there ({e.strerror}). Give another --out")
+        )
     print(paths["markdown"].read_text(), end="")
     print(f"\nwrote {paths['markdown']}, {paths['csv']}, {paths['plot']}")
     return 0
@@ -274,10 +369,19 @@ def _cache(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     store = StageCache(args.dir)
     if args.action == "clear":
+        from builder.make.workspace import remove_dead
+
         try:
-            print(f"removed {store.clear()} cache entries from {args.dir}")
+            removed = store.clear()
         except BuilderError as e:
             return _fail(e)
+        kept = f"; kept {store.kept_in_use} in use by running builds" if store.kept_in_use else ""
+        print(f"removed {removed} cache entries from {args.dir}{kept}")
+        # The default cache lies in the output folder, beside the work folders of builds.
+        for folder in dict.fromkeys((args.dir, args.dir.parent)):
+            gone = remove_dead(folder)
+            if gone:
+                print(f"removed {gone} work folder(s) of builds that died in {folder}")
         return 0
     info = store.info()
     print(f"stage cache {info['root']}")
@@ -295,39 +399,45 @@ def _predict(path: Path, source: Path | None, strict: bool) -> int:
     task's pipeline reads it (predict_request)."""
     from builder.runtime.loader import load
 
+    if source and not source.is_file():
+        raise BuilderError(
+            f"--input {source}: no such file. Give a JSON lines file, or omit --input to read stdin"
+        )
     bundle = load(path)
-    lines = open(source, encoding="utf-8") if source else sys.stdin  # noqa: SIM115
+    stream = open(source, "rb") if source else sys.stdin.buffer  # noqa: SIM115  (bytes: each line decoded alone)
     skipped = 0
+
+    def skip(number: int, why: str, what: str = "skipped") -> None:
+        nonlocal skipped
+        print(f"line {number}: {why}; {what}", file=sys.stderr, flush=True)
+        skipped += 1
+
     try:
-        for number, line in enumerate(lines, 1):
+        for number, raw in enumerate(stream, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                skip(number, f"not valid UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})")
+                continue
             if not line.strip():
                 continue
             try:
                 item = json.loads(line)
             except json.JSONDecodeError as e:
-                print(
-                    f"line {number}: not valid JSON ({e.msg} at column {e.colno}); skipped", file=sys.stderr
-                )
-                skipped += 1
+                skip(number, f"not valid JSON ({e.msg} at column {e.colno})")
                 continue
             try:
                 result = bundle.pipeline.predict_request(item)
-            except (ValueError, KeyError, TypeError) as e:
-                print(f"line {number}: {type(e).__name__}: {e}; skipped", file=sys.stderr)
-                skipped += 1
-                continue
-            if isinstance(result, types.GeneratorType):  # a stream: one line per piece as it comes
-                try:
+                if isinstance(result, types.GeneratorType):  # a stream: one line per piece as it comes
                     for part in result:
                         print(json.dumps(_plain(part), ensure_ascii=False), flush=True)
-                except (ValueError, KeyError, TypeError) as e:
-                    print(f"line {number}: {type(e).__name__}: {e}; stopped", file=sys.stderr)
-                    skipped += 1
-                continue
-            print(json.dumps(_plain(result), ensure_ascii=False), flush=True)
+                    continue
+                print(json.dumps(_plain(result), ensure_ascii=False), flush=True)
+            except Exception as e:  # one bad line never ends the stream
+                skip(number, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": "))
     finally:
         if source:
-            lines.close()
+            stream.close()
     if skipped:
         print(f"{skipped} line(s) skipped", file=sys.stderr)
     return 1 if strict and skipped else 0
@@ -352,6 +462,20 @@ def _verify(path: Path) -> int:
     return 0
 
 
+def _read_metrics(path: Path) -> tuple[dict[str, Any], str | None]:
+    """(metrics.json's content, or {} with what is wrong with it)."""
+    file = path / "metrics.json"
+    if not file.is_file():
+        return {}, None
+    try:
+        metrics = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return {}, f"{file.name} is unreadable ({e})"
+    if not isinstance(metrics, dict):
+        return {}, f"{file.name} holds {type(metrics).__name__}, not an object"
+    return metrics, None
+
+
 def _info(path: Path, as_json: bool) -> int:
     from builder.errors import BundleIntegrityError
     from builder.runtime.manifest import read_manifest, runtime_section, verify
@@ -362,8 +486,9 @@ def _info(path: Path, as_json: bool) -> int:
         integrity = "verified (every file matches the manifest)"
     except BundleIntegrityError as e:
         integrity = f"FAILED: {e}"
-    metrics_path = path / "metrics.json"
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+    metrics, damage = _read_metrics(path)
+    if damage:
+        integrity += f"; {damage}"
     if as_json:
         print(json.dumps({"manifest": manifest, "metrics": metrics, "integrity": integrity}, indent=2))
         return 0
@@ -394,7 +519,10 @@ def _info(path: Path, as_json: bool) -> int:
         "built with    " + ", ".join(f"{k} {v}" for k, v in manifest.get("versions", {}).items()),
     ]
     if metrics:
-        lines += ["", summary(path).split("\n", 2)[2]]
+        try:
+            lines += ["", summary(path).split("\n", 2)[2]]
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+            lines += ["", f"measures      metrics.json lacks what builder writes ({type(e).__name__}: {e})"]
         host = metrics.get("host", {})
         lines.append(f"measured on   {host.get('cpu')} ({host.get('logical_cores')} cores)")
     print("\n".join(lines))

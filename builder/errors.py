@@ -37,3 +37,14 @@ class StageError(BuilderError):
 
 class BundleIntegrityError(BuilderError):
     """A bundle's files do not match its manifest, or the bundle is unsafe to load."""
+
+
+class Interrupted(BaseException):
+    """SIGTERM (or another stop signal) arrived: raised like KeyboardInterrupt, so that every `finally` cleans up
+    and no `except Exception` takes it for a failure. `stage`: the build stage it stopped, when known."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)

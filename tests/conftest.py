@@ -63,7 +63,7 @@ def read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-BUILD_TIME_PACKAGES = ("torch", "transformers", "hydra", "datasets", "omegaconf")
+BUILD_TIME_PACKAGES = ("torch", "transformers", "hydra", "datasets", "omegaconf", "onnx", "evaluate")
 
 
 def run_without_build_packages(code: str) -> None:
@@ -105,3 +105,30 @@ class RecordingSession:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.session, name)
+
+
+@pytest.fixture(scope="session")
+def bert_bundles(tiny_models: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One fp32 bundle of the tiny BERT per encoder task (no evaluation or benchmark), built once per session."""
+    import builder
+
+    out = tmp_path_factory.mktemp("bert-bundles")
+    return {
+        task: builder.build(
+            overrides=[
+                f"model.source={tiny_models[('bert', task)]}",
+                f"task={task}",
+                "quantization=none",
+                "evaluation=none",
+                "benchmark=none",
+                f"output_dir={out}",
+            ],
+            quiet=True,
+        )
+        for task in (
+            "feature-extraction",
+            "text-classification",
+            "token-classification",
+            "question-answering",
+        )
+    }

@@ -79,9 +79,14 @@ def test_identical_builds_started_together_leave_one_intact_bundle(tiny_models: 
     procs = [
         subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
     ]
+    outs = []
     for p in procs:
-        _, err = p.communicate(timeout=600)
+        out, err = p.communicate(timeout=600)
         assert p.returncode == 0, err
+        outs.append(out)
+    # The per-key cache lock: one build exported, the other waited and reused its export.
+    exports = [next(line for line in out.splitlines() if "] export ..." in line) for out in outs]
+    assert sum("(reused)" in line for line in exports) == 1, exports
     (folder,) = bundles_in(tmp_path)
     assert run_builder("verify", str(folder)).returncode == 0
     assert not [p for p in tmp_path.iterdir() if p.name.startswith((".staging", ".work", ".trash"))]

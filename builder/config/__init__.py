@@ -5,7 +5,7 @@ from __future__ import annotations
 from builder.config.compose import CONF_DIR, compose_config, config_from_hydra, finalize, to_container
 from builder.config.overrides import override_problems
 from builder.config.resolve import quantization_settings
-from builder.config.validate import combination_problems, validate
+from builder.config.validate import combination_problems, model_fit_problems, validate
 from builder.errors import ConfigError
 
 __all__ = [
@@ -18,5 +18,6 @@ __all__ = [
     "override_problems",
     "quantization_settings",
     "to_container",
+    "model_fit_problems",
     "validate",
 ]

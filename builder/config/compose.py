@@ -67,18 +67,24 @@ def pick_auto_hardware(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     loader = GlobalHydra.instance().config_loader()
     base = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != "hardware"]
     usable: list[DictConfig] = []
+    why: dict[str, list[str]] = {}  # each reason a profile was passed over -> those profiles
     for option in loader.get_group_options("hardware"):
         if option == "auto":
             continue
         candidate = compose(config_name="config", overrides=[*base, f"hardware={option}"])
-        if hardware.host_can_run(candidate.hardware, host) and not combination_problems(candidate):
+        problems = combination_problems(candidate)
+        if not hardware.host_can_run(candidate.hardware, host):
+            why.setdefault("this host cannot run it", []).append(option)
+        elif problems:
+            why.setdefault(problems[0].replace(f" with hardware={option}", "").rstrip("."), []).append(option)
+        else:
             usable.append(candidate.hardware)
     if not usable:
+        reasons = "; ".join(f"{', '.join(names)}: {reason}" for reason, names in why.items())
         raise ConfigError(
             [
                 "hardware=auto: no hardware profile both runs on this host and supports "
-                f"optimization={cfg.optimization.level} quantization={cfg.quantization.method}. "
-                "Name one explicitly, e.g. hardware=avx2."
+                f"optimization={cfg.optimization.level} quantization={cfg.quantization.method} ({reasons})"
             ]
         )
     return max(usable, key=lambda h: h.priority)

@@ -21,6 +21,7 @@ QUANTIZATION_METHODS = ("none", "dynamic", "static")
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 DEVICES = ("cpu", "cuda")
 INT8_TYPES = ("int8", "uint8")
+MIN_GATE_EXAMPLES = 20  # a quality gate over fewer examples than this is refused
 
 
 def validate(cfg: DictConfig) -> None:
@@ -112,6 +113,17 @@ def _value_problems(cfg: DictConfig) -> list[str]:
         )
     if ev.enabled and drop is not None and not ev.dataset:
         p.append("evaluation.gate needs evaluation.dataset")
+    if drop is not None and not ev.enabled:
+        p.append(
+            f"evaluation.gate.max_relative_drop={drop} with evaluation=none: the gate reads the evaluation, so it "
+            "would check nothing. Choose an evaluation (e.g. evaluation=builtin) or remove the gate"
+        )
+    if ev.enabled and drop is not None and ev.max_samples is not None and ev.max_samples < MIN_GATE_EXAMPLES:
+        p.append(
+            f"evaluation.max_samples={ev.max_samples} with evaluation.gate: a gate over fewer than "
+            f"{MIN_GATE_EXAMPLES} examples decides on noise. Use evaluation.max_samples>={MIN_GATE_EXAMPLES} "
+            "(or null for all) or remove the gate"
+        )
     f = cfg.fidelity
     greedy = 0.0 if f.min_greedy_match is None else f.min_greedy_match
     if not (0 <= f.min_cosine <= 1 and 0 <= f.min_agreement <= 1 and 0 <= greedy <= 1):
@@ -187,3 +199,30 @@ def _output_dir_problems(output_dir: str) -> list[str]:
     except OSError as e:
         return [f"output_dir={output_dir}: cannot write there ({e.strerror}). Choose another output_dir=PATH"]
     return []
+
+
+def model_fit_problems(cfg: DictConfig, max_length: int, examples: int | None) -> list[str]:
+    """Settings that only the model and the dataset can refute: found after the source is read, before any
+    model work."""
+    p: list[str] = []
+    b = cfg.benchmark
+    too_long = [n for n in b.sequence_lengths if n > max_length]
+    if b.enabled and too_long:
+        p.append(
+            f"benchmark.sequence_lengths={list(b.sequence_lengths)}: {too_long} exceed the model's longest input "
+            f"({max_length} tokens). Use lengths up to {max_length}"
+        )
+    if b.enabled and cfg.task.name == "text-generation":
+        longest = max(b.sequence_lengths) + b.new_tokens
+        if longest > max_length:
+            p.append(
+                f"benchmark.sequence_lengths={list(b.sequence_lengths)} with benchmark.new_tokens={b.new_tokens}: "
+                f"{longest} tokens exceed the model's context ({max_length}). Shorten either"
+            )
+    drop = cfg.evaluation.gate.max_relative_drop
+    if examples is not None and drop is not None and examples < MIN_GATE_EXAMPLES:
+        p.append(
+            f"evaluation.dataset={cfg.evaluation.dataset} gives {examples} example(s) and evaluation.gate is set: "
+            f"a gate needs at least {MIN_GATE_EXAMPLES}. Use a larger dataset or remove the gate"
+        )
+    return p

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.digests import remember, sha256_remembered
+from builder.make.workspace import is_held, share
 from builder.runtime.manifest import sha256_file
 
 RECORD = "record.json"
@@ -39,6 +40,18 @@ def stage_key(stage: str, parent: str, config: Any, versions: dict[str, str]) ->
 class StageCache:
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser()
+        self.kept_in_use = 0  # entries the last clear() left to running builds
+        self._using: list[int] = []  # shared locks on the `.use` files of entries this build reads
+
+    def hold(self, stage: str, key: str) -> None:
+        """Keep the entry from `cache clear` until release(): the build reads its files in later stages."""
+        fd = os.open(self.root / stage / f"{key}.use", os.O_RDONLY | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        self._using.append(fd)
+
+    def release(self) -> None:
+        while self._using:
+            os.close(self._using.pop())
 
     def entry(self, stage: str, key: str) -> Path:
         return self.root / stage / key
@@ -78,6 +91,7 @@ class StageCache:
         final = self.entry(stage, key)
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{key[:8]}-", dir=final.parent))
+        share(tmp)  # readable by whoever may read the cache folder, as the umask says
         try:
             for path in files:
                 shutil.copyfile(path, tmp / path.name)
@@ -106,9 +120,12 @@ class StageCache:
         with self.lock(stage, key):
             entry = self.load(stage, key)
             if entry is not None:
+                self.hold(stage, key)
                 return self.entry(stage, key), entry["data"], True
             files, data = build()
-            return self.store(stage, key, files, data), data, False
+            folder = self.store(stage, key, files, data)
+            self.hold(stage, key)
+            return folder, data, False
 
     def info(self) -> dict[str, Any]:
         stages: dict[str, Any] = {}
@@ -117,6 +134,22 @@ class StageCache:
             stage["entries"] += 1
             stage["bytes"] += sum(f.stat().st_size for f in entry.rglob("*") if f.is_file())
         return {"root": str(self.root), "stages": stages}
+
+    def unfinished(self) -> list[Path]:
+        """`.tmp-*` entries whose writer died (a live writer holds its key's lock while it writes)."""
+        dead = []
+        for tmp in sorted(self.root.glob("*/.tmp-*")) if self.root.is_dir() else []:
+            prefix = tmp.name.split("-")[1]
+            if not any(is_held(lock) for lock in tmp.parent.glob(f"{prefix}*.lock")):
+                dead.append(tmp)
+        return dead
+
+    def remove_dead(self) -> int:
+        """Remove the unfinished entries of dead writers; return how many."""
+        dead = self.unfinished()
+        for tmp in dead:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return len(dead)
 
     def entries(self) -> list[Path]:
         """The folders this cache wrote: <stage>/<key>/ whose record names that stage and key."""
@@ -141,26 +174,31 @@ class StageCache:
         that holds no cache entry is refused, whatever else it holds."""
         from builder.errors import BuilderError
 
-        entries = self.entries()
-        if not entries and self.root.is_dir() and any(self.root.iterdir()):
+        entries, unfinished = self.entries(), self.unfinished()
+        if not entries and not unfinished and self.root.is_dir() and any(self.root.iterdir()):
             raise BuilderError(
                 f"cache clear: {self.root} holds no builder stage cache (no <stage>/<key>/{RECORD}); nothing was "
                 "removed. Give the cache_dir of your builds (default <output_dir>/.cache)."
             )
+        in_use = [e for e in entries if is_held(e.parent / f"{e.name}.use")]
         for entry in entries:
+            if entry in in_use:  # a running build reads it
+                continue
             shutil.rmtree(entry, ignore_errors=True)
-            (entry.parent / f"{entry.name}.lock").unlink(missing_ok=True)
-        stages = {e.parent for e in entries}
+            for suffix in (".lock", ".use"):
+                (entry.parent / f"{entry.name}{suffix}").unlink(missing_ok=True)
+        self.remove_dead()
+        stages = {e.parent for e in entries + unfinished}
         for stage in stages:
-            for leftover in stage.glob(".tmp-*"):  # an entry a killed build did not finish
-                shutil.rmtree(leftover, ignore_errors=True)
-            for lock in stage.glob("*.lock"):
-                lock.unlink(missing_ok=True)
+            for lock in [*stage.glob("*.lock"), *stage.glob("*.use")]:
+                if not is_held(lock):  # a live build's lock stays
+                    lock.unlink(missing_ok=True)
             with contextlib.suppress(OSError):  # kept if it holds anything else
                 stage.rmdir()
         with contextlib.suppress(OSError):
             self.root.rmdir()
-        return len(entries)
+        self.kept_in_use = len(in_use)
+        return len(entries) - len(in_use)
 
 
 class CachedWork:

@@ -1,11 +1,10 @@
 """build_bundle(): validate, resolve the source, run the stages, assemble the bundle in a staging folder, and
-publish it with a rename. A failed or interrupted build leaves no bundle folder behind."""
+publish it with a rename (builder/make/workspace.py). A failed or interrupted build leaves no bundle folder
+behind."""
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from builder import config, source
-from builder.errors import StageError
-from builder.make import host_lock, stages, writer
+from builder.errors import ConfigError, StageError
+from builder.make import host_lock, stages, workspace, writer
 from builder.make.cache import CachedWork, StageCache, stage_key
 from builder.make.context import BuildContext
 from builder.make.eval_data import load_examples
@@ -44,41 +43,50 @@ def build_bundle(
     root.mkdir(parents=True, exist_ok=True)
     say = (lambda *a, **k: None) if quiet else print
     say(f"building {name}")
-    work = Path(tempfile.mkdtemp(prefix=f".work-{bid[:8]}-", dir=root))
-    staging = Path(tempfile.mkdtemp(prefix=f".staging-{bid[:8]}-", dir=root))
+    workspace.remove_dead(root)  # what killed builds left here
     versions = writer.tool_versions()
     models = Models(src, task, options, cfg.model.trust_remote_code, cfg.model.source)
-    store = StageCache(cfg.cache_dir) if cfg.cache_dir else None
-    ctx = BuildContext(
-        cfg=cfg,
-        task=task,
-        options=options,
-        source=src,
-        workdir=work,
-        models=models,
-        sessions=Sessions(cfg.hardware),
-        cache=CachedWork(store, stage_key("source", "", src.identity, versions), versions),
-        model_files=work / "files",
-        examples=examples,
+    problems = config.model_fit_problems(
+        cfg, models.facts.max_length, None if examples is None else len(examples[0])
     )
-    try:
-        with host_lock.computing():  # other builds on this host time their latency only in between
-            write_model_files(models, ctx.model_files)
-            ctx.metrics["stages"] = run_stages(ctx, store, say)
-            writer.assemble(ctx, staging, resolved, bid, name, list(overrides), choices or {})
-            writer.publish(staging, root / name)
-    except StageError as e:
-        say(" failed", flush=True)
-        report = _reject(root, name, resolved, ctx.metrics, str(e))
-        rejected = StageError(f"{e} What was measured: {report}")
-        rejected.report = report  # type: ignore[attr-defined]
-        raise rejected from e
-    except BaseException:
-        say(" failed", flush=True)
-        raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.rmtree(staging, ignore_errors=True)
+    if problems:
+        raise ConfigError(problems)
+    store = StageCache(cfg.cache_dir) if cfg.cache_dir else None
+    if store is not None:
+        store.remove_dead()
+    with workspace.workspace(root, bid) as work:
+        ctx = BuildContext(
+            cfg=cfg,
+            task=task,
+            options=options,
+            source=src,
+            workdir=work,
+            models=models,
+            sessions=Sessions(cfg.hardware),
+            cache=CachedWork(store, stage_key("source", "", src.identity, versions), versions),
+            model_files=work / "files",
+            examples=examples,
+        )
+        try:
+            with host_lock.computing():  # other builds on this host time their latency only in between
+                write_model_files(models, ctx.model_files)
+                ctx.metrics["stages"] = run_stages(ctx, store, say)
+                writer.assemble(
+                    ctx, work / workspace.BUNDLE, resolved, bid, name, list(overrides), choices or {}
+                )
+                workspace.publish(work, root / name)
+        except StageError as e:
+            say(" failed", flush=True)
+            report = _reject(root, name, resolved, ctx.metrics, str(e))
+            rejected = StageError(f"{e} What was measured: {report}")
+            rejected.report = report  # type: ignore[attr-defined]
+            raise rejected from e
+        except BaseException:
+            say(" failed", flush=True)
+            raise
+        finally:
+            if store is not None:
+                store.release()
     return root / name
 
 
@@ -100,6 +108,10 @@ def run_stages(ctx: BuildContext, store: StageCache | None, say: Any) -> dict[st
         except StageError as e:
             if e.record is not None:
                 ctx.metrics[stage.name] = e.record
+            raise
+        except BaseException as e:  # an interrupt: the CLI names the stage it stopped
+            if not isinstance(e, Exception):
+                e.stage = stage.name  # type: ignore[attr-defined]
             raise
         if stage.exclusive(ctx):
             record["waited_for_host_s"] = round(waited, 3)

@@ -56,6 +56,13 @@ class Models:
         if self._facts is None:
             config = read_config(self.source.path)
             tok = self.tokenizer()
+            vocab = config.get("vocab_size") or config.get("n_vocab")
+            if isinstance(vocab, int) and len(tok) > vocab:
+                raise StageError(
+                    f"model.source={self.what}: its tokenizer has {len(tok)} tokens but the model's vocabulary "
+                    f"(config.json vocab_size) is {vocab}: ids past {vocab - 1} have no embedding. Use the "
+                    "tokenizer the model was trained with."
+                )
             limit = position_limit(config)
             limit = min(limit, getattr(tok, "model_max_length", limit) or limit)
             self._facts = ModelFacts(
@@ -92,9 +99,31 @@ class Models:
         transformers.logging.set_verbosity_error()
         cls = getattr(transformers, self.task.head)
         kwargs = {"attn_implementation": "eager"} if eager else {}
-        model = cls.from_pretrained(
-            self.source.path, trust_remote_code=self.trust_remote_code, **kwargs
-        ).eval()
+        try:
+            model, info = cls.from_pretrained(
+                self.source.path, trust_remote_code=self.trust_remote_code, output_loading_info=True, **kwargs
+            )
+        except Exception as e:  # no weights, weights that do not fit config.json, a refused pickle
+            first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+            raise StageError(
+                f"model.source={self.what}: its weights do not load as {self.task.head} ({type(e).__name__}: "
+                f"{first}). Check that config.json belongs to these weights and that they are complete "
+                "(model.safetensors, or model.safetensors.index.json with every shard)."
+            ) from e
+        missing = sorted(k for k in info.get("missing_keys", ()) if "pooler" not in k)
+        if missing:
+            prefix = f"{model.base_model_prefix}."
+            head = all(not k.startswith(prefix) for k in missing)
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise StageError(
+                f"model.source={self.what}: this checkpoint has no trained head for task={self.task.name} "
+                f"(not in its weights: {shown}); building it would publish random outputs. Fine-tune the model "
+                "for the task first, or choose the task it was trained for."
+                if head
+                else f"model.source={self.what}: its weights lack {len(missing)} tensor(s) {self.task.head} needs "
+                f"({shown}). Check that config.json belongs to these weights."
+            )
+        model.eval()
         return {
             graph.role: self.task.torch_module(model, self.facts, self.options, graph).to(device).eval()
             for graph in self.graphs

@@ -28,13 +28,15 @@ COLUMNS = (
     "value",
     "retention_percent",
     "status",
+    "reason",  # why a build was rejected or failed, or why its latency was not measured
     "measured",
     "host_load",  # share of the host's CPU other processes took while timing (see builder.make.card.BUSY_HOST)
 )
 
 
-def collect(folders: list[Path]) -> list[dict[str, Any]]:
-    """Rows for every bundle directly in the given folders (or the folders themselves) and their rejects."""
+def collect(folders: list[Path], skipped: list[tuple[Path, str]] | None = None) -> list[dict[str, Any]]:
+    """Rows for every bundle directly in the given folders (or the folders themselves) and their rejects. A
+    bundle or report that cannot be read is left out and added to `skipped` as (path, why)."""
     rows, seen = [], set()
     for folder in folders:
         candidates = (
@@ -44,13 +46,51 @@ def collect(folders: list[Path]) -> list[dict[str, Any]]:
             bundle = manifest.parent if manifest.name == "manifest.json" else manifest
             if bundle.resolve() not in seen:
                 seen.add(bundle.resolve())
-                rows.append(
-                    _row(bundle.name, json.loads((bundle / "metrics.json").read_text()), bundle, "published")
+                _add(
+                    rows,
+                    skipped,
+                    bundle,
+                    lambda b=bundle: _row(b.name, _json(b / "metrics.json"), b, "published"),
                 )
         for reject in sorted((folder / ".rejected").glob("*.json")):
-            record = json.loads(reject.read_text())
-            rows.append(_row(record["name"], record["metrics"], None, "rejected", record["config"]))
+            _add(rows, skipped, reject, lambda r=reject: rejected_row(r))
     return rows
+
+
+def _add(rows: list, skipped: list | None, where: Path, make: Any) -> None:
+    try:
+        rows.append(make())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        if skipped is None:
+            raise
+        skipped.append((where, f"unreadable ({type(e).__name__}: {e})"))
+
+
+def _json(path: Path) -> dict[str, Any]:
+    value = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(value, dict):
+        raise ValueError(f"{path.name} holds {type(value).__name__}, not an object")
+    return value
+
+
+def rejected_row(report: Path) -> dict[str, Any]:
+    record = json.loads(report.read_text())
+    row = _row(record["name"], record["metrics"], None, "rejected", record["config"])
+    row["reason"] = _one_line(record.get("reason", ""))
+    return row
+
+
+def failed_row(name: str, config: dict[str, Any], error: str) -> dict[str, Any]:
+    """A job that produced nothing: its settings and its error."""
+    row = _row(name, {}, None, "failed", config)
+    row["reason"] = _one_line(error)
+    return row
+
+
+def _one_line(text: str) -> str:
+    """The message on one line (a config error lists its problems below a heading), cut to fit a table."""
+    line = " ".join(text.split())
+    return line if len(line) <= 240 else line[:237] + "..."
 
 
 def _row(
@@ -78,14 +118,19 @@ def _row(
         "value": ev.get("bundle", {}).get(metric) if metric else None,
         "retention_percent": ev.get("retention_percent"),
         "status": status,
+        "reason": None if bench.get("measured", True) else bench.get("reason"),
         "measured": bool(bench.get("measured")),
         "host_load": bench.get("host_load_by_others"),
     }
 
 
 def pareto(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows no other row beats on both latency (lower) and retention (higher)."""
-    points = [r for r in rows if r["p50_ms"] is not None and r["retention_percent"] is not None]
+    """Published rows no other published row beats on both latency (lower) and retention (higher)."""
+    points = [
+        r
+        for r in rows
+        if r["status"] == "published" and r["p50_ms"] is not None and r["retention_percent"] is not None
+    ]
     front = []
     for r in points:
         dominated = any(
@@ -142,9 +187,14 @@ def write(rows: list[dict[str, Any]], out: Path) -> dict[str, Path]:
             f"Timed on a busy host (other processes took over {100 * BUSY_HOST:.0f}% of its CPU; latencies inflated): "
             + ", ".join(busy),
         ]
-    unmeasured = [r["name"] for r in rows if not r["measured"]]
+    unmeasured = [f"{r['name']} ({r['reason']})" for r in rows if r["status"] == "published" and r["reason"]]
     if unmeasured:
-        lines += ["", "Latency not measured (this host cannot run their hardware): " + ", ".join(unmeasured)]
+        lines += ["", "Latency not measured: " + "; ".join(unmeasured)]
+    for status in ("rejected", "failed"):
+        mine = [r for r in rows if r["status"] == status]
+        if mine:
+            lines += ["", f"{status.capitalize()} ({len(mine)}, nothing published for them):", ""]
+            lines += [f"- {r['name']}: {r['reason']}" for r in mine]
     paths["markdown"].write_text("\n".join(lines) + "\n", encoding="utf-8")
     _plot(rows, paths["plot"])
     return paths
@@ -193,6 +243,7 @@ def sweep_id(argv: list[str]) -> str:
 
 
 try:  # the sweep callback needs Hydra (build-time); the report functions above do not
+    import atexit
     import sys
 
     from hydra.experimental.callback import Callback
@@ -209,26 +260,45 @@ try:  # the sweep callback needs Hydra (build-time); the report functions above 
         sweep subfolder), written into the sweep folder; exits non-zero if a job failed."""
 
         def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
-            for old in Path(config.hydra.sweep.dir).glob("*/result.json"):  # a previous sweep's jobs
+            sweep = Path(config.hydra.sweep.dir)
+            for old in sweep.glob("*/result.json"):  # a previous sweep's jobs
                 old.unlink()
+            # A launcher that raises (a job's process died) skips on_multirun_end: report at exit instead.
+            self._reported = False
+            atexit.register(self._report, sweep, True)
 
         def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
-            sweep = Path(config.hydra.sweep.dir)
-            results = [json.loads(p.read_text()) for p in sorted(sweep.glob("*/result.json"))]
-            rows = []
-            for r in results:
-                if r["status"] == "published":
-                    rows += collect([Path(r["bundle"])])
-                elif r["status"] == "rejected":
-                    record = json.loads(Path(r["report"]).read_text())
-                    rows.append(_row(record["name"], record["metrics"], None, "rejected", record["config"]))
+            self._report(Path(config.hydra.sweep.dir), False)
+
+        def _report(self, sweep: Path, at_exit: bool) -> None:
+            if self._reported:
+                return
+            self._reported = True
+            rows, bad = sweep_rows(sweep)
             paths = write(rows, sweep)
             print(f"sweep report: {paths['markdown']} ({len(rows)} rows), {paths['csv']}, {paths['plot']}")
-            failed = [r for r in results if r["status"] == "failed"]
-            for r in failed:
-                print(f"job {r['job']} failed: {r['error']}", file=sys.stderr)
-            if failed:
+            for r in bad:
+                print(f"job {r['name']} {r['status']}: {r['reason']}", file=sys.stderr)
+            if bad and not at_exit:  # at exit the launcher's own failure sets the exit code
+                print(f"{len(bad)} of {len(rows)} sweep jobs published nothing", file=sys.stderr)
                 sys.exit(2)
+
+    def sweep_rows(sweep: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """One row per job of the sweep, from the result.json it wrote when it started and again when it ended:
+        a job still "running" when the sweep ends died without a result. Returns (rows, the rows of jobs that
+        published nothing)."""
+        rows: list[dict[str, Any]] = []
+        for path in sorted(sweep.glob("*/result.json"), key=lambda p: (len(p.parent.name), p.parent.name)):
+            result = json.loads(path.read_text())
+            name = f"job {result['job']} ({' '.join(result.get('overrides', []))})"
+            if result["status"] == "published":
+                rows += collect([Path(result["bundle"])])
+            elif result["status"] == "rejected":
+                rows.append(rejected_row(Path(result["report"])))
+            else:
+                error = result.get("error") or "its process ended without a result (killed or crashed)"
+                rows.append(failed_row(name, result.get("config", {}), error))
+        return rows, [r for r in rows if r["status"] != "published"]
 
 except ImportError:  # pragma: no cover - runtime-only installs
     pass

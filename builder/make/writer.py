@@ -9,10 +9,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import re
 import shutil
-import uuid
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -82,21 +80,6 @@ def write_manifest(folder: Path, bid: str, name: str, extra: dict[str, Any]) -> 
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return manifest
-
-
-def publish(staging: Path, final: Path) -> None:
-    """Move a complete bundle into place with renames only: readers see the old bundle or the new one."""
-    if not final.exists():
-        try:
-            os.rename(staging, final)
-            return
-        except OSError:
-            if not final.exists():
-                raise
-    trash = final.with_name(f".trash-{final.name}-{uuid.uuid4().hex[:8]}")
-    os.rename(final, trash)
-    os.rename(staging, final)
-    shutil.rmtree(trash, ignore_errors=True)
 
 
 def assemble(

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from builder.errors import BundleIntegrityError
 from builder.runtime.session import create_session
 from builder.runtime.tokenizer import BundleTokenizer, pad
 
@@ -94,11 +95,21 @@ class OnnxEngine(Engine):
             taken = tuple(i.name for i in self.sessions[role].get_inputs())
             self.graphs[role] = GraphIO(taken, io.outputs, io.token_outputs)
         self.folder = folder
-        self.tokenizer = BundleTokenizer(folder, runtime["max_length"])
+        try:
+            self.tokenizer = BundleTokenizer(folder, runtime["max_length"])
+        except KeyError:  # the manifest lacks max_length: the loader says so
+            raise
+        except Exception as e:  # tokenizers raises plain Exception for a file it cannot parse
+            raise BundleIntegrityError(
+                f"{folder / 'tokenizer.json'}: not a tokenizer the tokenizers library reads ({e})"
+            ) from e
         config = folder / "config.json"
-        self.model_config: dict[str, Any] = (
-            json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
-        )
+        try:
+            self.model_config: dict[str, Any] = (
+                json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
+            )
+        except ValueError as e:
+            raise BundleIntegrityError(f"{config}: not valid JSON ({e})") from e
         self.options = dict(runtime.get("options") or {})
         # On a GPU, IOBinding: host inputs, outputs bound on the device and copied back once (the fastest of the
         # forms timed, see docs/benchmarks.md). Set io_binding=False to use session.run.

@@ -1,8 +1,9 @@
 """The external-data file names an ONNX model refers to, read straight from the protobuf wire format, so the
 runtime can refuse paths that leave the bundle without needing the `onnx` package.
 
-Walked: ModelProto.graph -> GraphProto.{initializer, node.attribute.{t, tensors, g, graphs}} ->
-TensorProto.external_data[key == "location"].
+Walked: ModelProto.{graph, functions.node} -> GraphProto.{initializer, sparse_initializer, node.attribute.{t,
+tensors, sparse_tensor, sparse_tensors, g, graphs}} -> TensorProto.external_data[key == "location"], a sparse
+tensor's values and indices being TensorProtos too. Every place a tensor can sit, so none escapes the check.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 # field numbers from onnx.proto
-MODEL_GRAPH = 7
-GRAPH_NODE, GRAPH_INITIALIZER = 1, 5
+MODEL_GRAPH, MODEL_FUNCTIONS = 7, 25
+GRAPH_NODE, GRAPH_INITIALIZER, GRAPH_SPARSE_INITIALIZER = 1, 5, 15
+FUNCTION_NODE, FUNCTION_ATTRIBUTE_PROTO = 7, 11
 NODE_ATTRIBUTE = 5
-ATTR_T, ATTR_G, ATTR_TENSORS, ATTR_GRAPHS = 5, 6, 10, 11
+ATTR_T, ATTR_G, ATTR_TENSORS, ATTR_GRAPHS, ATTR_SPARSE_TENSOR, ATTR_SPARSE_TENSORS = 5, 6, 10, 11, 22, 23
+SPARSE_VALUES, SPARSE_INDICES = 1, 2
 TENSOR_EXTERNAL_DATA = 13
 ENTRY_KEY, ENTRY_VALUE = 1, 2
 
@@ -57,21 +60,52 @@ def _tensor_locations(tensor: memoryview) -> Iterator[str]:
                 yield bytes(entry.get(ENTRY_VALUE, b"")).decode("utf-8", "replace")
 
 
+def _sparse_locations(sparse: memoryview) -> Iterator[str]:
+    for number, payload in _fields(sparse):
+        if number in (SPARSE_VALUES, SPARSE_INDICES):
+            yield from _tensor_locations(payload)
+
+
+def _attribute_locations(attribute: memoryview) -> Iterator[str]:
+    for a, value in _fields(attribute):
+        if a in (ATTR_T, ATTR_TENSORS):
+            yield from _tensor_locations(value)
+        elif a in (ATTR_SPARSE_TENSOR, ATTR_SPARSE_TENSORS):
+            yield from _sparse_locations(value)
+        elif a in (ATTR_G, ATTR_GRAPHS):
+            yield from _graph_locations(value)
+
+
+def _node_locations(node: memoryview) -> Iterator[str]:
+    for n, attribute in _fields(node):
+        if n == NODE_ATTRIBUTE:
+            yield from _attribute_locations(attribute)
+
+
 def _graph_locations(graph: memoryview) -> Iterator[str]:
     for number, payload in _fields(graph):
         if number == GRAPH_INITIALIZER:
             yield from _tensor_locations(payload)
+        elif number == GRAPH_SPARSE_INITIALIZER:
+            yield from _sparse_locations(payload)
         elif number == GRAPH_NODE:
-            for n, attribute in _fields(payload):
-                if n != NODE_ATTRIBUTE:
-                    continue
-                for a, value in _fields(attribute):
-                    if a in (ATTR_T, ATTR_TENSORS):
-                        yield from _tensor_locations(value)
-                    elif a in (ATTR_G, ATTR_GRAPHS):
-                        yield from _graph_locations(value)
+            yield from _node_locations(payload)
+
+
+def _function_locations(function: memoryview) -> Iterator[str]:
+    for number, payload in _fields(function):
+        if number == FUNCTION_NODE:
+            yield from _node_locations(payload)
+        elif number == FUNCTION_ATTRIBUTE_PROTO:  # default values of the function's attributes
+            yield from _attribute_locations(payload)
 
 
 def external_data_locations(model_bytes: bytes) -> set[str]:
     buf = memoryview(model_bytes)
-    return {loc for number, graph in _fields(buf) if number == MODEL_GRAPH for loc in _graph_locations(graph)}
+    found: set[str] = set()
+    for number, payload in _fields(buf):
+        if number == MODEL_GRAPH:
+            found.update(_graph_locations(payload))
+        elif number == MODEL_FUNCTIONS:
+            found.update(_function_locations(payload))
+    return found

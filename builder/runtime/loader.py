@@ -20,6 +20,13 @@ class Bundle:
         self.path = Path(path)
         self.manifest: dict[str, Any] = verify(self.path)
         self.runtime: dict[str, Any] = runtime_section(self.manifest)
+        lacking = [
+            k for k in ("task", "pipeline", "graphs", "hardware", "max_length") if k not in self.runtime
+        ]
+        if lacking:
+            raise BundleIntegrityError(
+                f"{self.path / 'manifest.json'}: runtime section lacks {', '.join(lacking)}; rebuild the bundle"
+            )
         self.task: str = self.runtime["task"]
         pipeline = self.runtime.get("pipeline")
         if pipeline not in PIPELINES:
@@ -28,15 +35,22 @@ class Bundle:
                 f"(it has: {', '.join(PIPELINES)}). Upgrade builder to load it."
             )
         metrics = self.path / "metrics.json"
-        self.metrics: dict[str, Any] = (
-            json.loads(metrics.read_text(encoding="utf-8")) if metrics.is_file() else {}
-        )
+        try:  # measurements only: a bundle whose metrics cannot be read still runs
+            self.metrics: dict[str, Any] = (
+                json.loads(metrics.read_text(encoding="utf-8")) if metrics.is_file() else {}
+            )
+        except ValueError:
+            self.metrics = {}
         hardware = dict(self.runtime["hardware"])
         if intra_op_threads is not None:
             hardware["intra_op_threads"] = intra_op_threads
         files = ", ".join(str(self.path / g["file"]) for g in self.runtime["graphs"].values())
         try:
             self.engine = OnnxEngine(self.path, self.runtime, hardware)
+        except BuilderError:  # a file the engine names itself (tokenizer, config)
+            raise
+        except (KeyError, TypeError) as e:
+            raise BundleIntegrityError(f"{self.path / 'manifest.json'}: runtime section lacks {e}") from e
         except Exception as e:  # onnxruntime's own refusals (e.g. a graph it cannot read)
             raise BundleIntegrityError(f"{files}: onnxruntime refused to load it: {e}") from e
         self.pipeline = PIPELINES[pipeline](self.engine)
@@ -71,7 +85,12 @@ def load(path: str | Path, *, revision: str | None = None, intra_op_threads: int
     """Load a bundle folder, or a bundle published on the Hugging Face Hub (a repo id), verifying every file
     against its manifest first."""
     folder = Path(path).expanduser()
-    if not folder.exists() and _looks_like_repo_id(str(path)):
+    if not folder.exists():
+        if not _looks_like_repo_id(str(path)) or folder.parent.is_dir() and str(folder.parent) != ".":
+            raise BuilderError(
+                f"{path}: no such folder (and not a Hub repo id like org/name). Give a bundle folder: "
+                "the `bundle` line a build prints"
+            )
         folder = _download(str(path), revision)
     return Bundle(folder, intra_op_threads=intra_op_threads)
 

@@ -54,7 +54,35 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         )
     if version not in READABLE:
         raise BundleIntegrityError(f"{path}: format_version {version} is not a bundle format ({READABLE}).")
+    problems = _shape_problems(manifest)
+    if problems:
+        raise BundleIntegrityError(f"{path}: damaged manifest: " + "; ".join(problems) + ".")
     return manifest
+
+
+def _shape_problems(manifest: Any) -> list[str]:
+    """A manifest is an object whose files map paths to {sha256, size}; anything else is damage, named."""
+    if not isinstance(manifest, dict):
+        return [f"the manifest is {type(manifest).__name__}, not an object"]
+    problems = []
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        problems.append(f'"files" is {type(files).__name__}, not an object of path -> {{sha256, size}}')
+    else:
+        for rel, entry in files.items():
+            if not (
+                isinstance(entry, dict)
+                and isinstance(entry.get("sha256"), str)
+                and isinstance(entry.get("size"), int)
+            ):
+                problems.append(f'"files" entry {rel!r} is not {{"sha256": ..., "size": ...}}')
+                break
+    if not isinstance(manifest.get("bundle_id"), str):
+        problems.append('"bundle_id" is missing or not a text')
+    for key in ("runtime", "source", "versions"):
+        if key in manifest and not isinstance(manifest[key], dict):
+            problems.append(f'"{key}" is {type(manifest[key]).__name__}, not an object')
+    return problems
 
 
 def runtime_section(manifest: dict[str, Any]) -> dict[str, Any]:

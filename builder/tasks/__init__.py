@@ -53,7 +53,35 @@ def model_problems(folder: Path, task: str, source: str) -> list[str]:
         return [
             f"task={task}: not available for {model_type!r} (available: {', '.join(tasks_of(model_type))})"
         ]
-    return TASKS[task].model_problems(config, source)
+    return _file_problems(folder, source) + TASKS[task].model_problems(config, source)
+
+
+# A fast tokenizer is made from one of these (tokenizer.json as is; the others converted by transformers).
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "spm.model", "tokenizer.model",
+                   "sentencepiece.bpe.model")  # fmt: skip
+WEIGHT_FILES = (
+    "*.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+def _file_problems(folder: Path, source: str) -> list[str]:
+    """A folder without the model's tokenizer would build a bundle that turns every word into an unknown token
+    (and fidelity would not see it: both sides share the tokenizer); one without weights cannot build."""
+    problems = []
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        problems.append(
+            f"model.source={source}: {folder} has no tokenizer files (one of {', '.join(TOKENIZER_FILES)}); a "
+            "bundle needs the model's own tokenizer. Save it beside the model (tokenizer.save_pretrained(FOLDER))"
+        )
+    if not any(next(folder.glob(pattern), None) for pattern in WEIGHT_FILES):
+        problems.append(
+            f"model.source={source}: {folder} has no weights (model.safetensors). Save the model there "
+            "(model.save_pretrained(FOLDER))"
+        )
+    return problems
 
 
 __all__ = ["TASKS", "Graph", "ModelFacts", "Output", "Task", "model_problems", "tasks_of"]

@@ -86,7 +86,10 @@ ARCHITECTURES: dict[str, Architecture] = {
 
 def read_config(folder: Path) -> dict[str, Any]:
     with open(folder / "config.json", encoding="utf-8") as f:
-        return json.load(f)
+        config = json.load(f)
+    if not isinstance(config, dict):
+        raise ValueError(f"it holds a JSON {type(config).__name__}, not an object")
+    return config
 
 
 def input_names(config: dict[str, Any], tokenizer_inputs: list[str]) -> tuple[str, ...]:

@@ -245,3 +245,12 @@ class Task:
         for chunk in chunks(examples):
             predictions += self.predict(pipeline, chunk, ev)
         return load_metric(self.metric).compute(predictions=predictions, references=self.references(examples))
+
+
+def differs(value: float, bound: float) -> str:
+    """The value with as many digits as it takes to look different from the bound it broke."""
+    for digits in range(3, 12):
+        text = f"{value:.{digits}f}"
+        if float(text) != float(f"{bound:.{digits}f}"):
+            return text
+    return repr(value)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from builder.tasks.architectures import cache_layout
-from builder.tasks.base import Graph, ModelFacts, Output, Task, Workload
+from builder.tasks.base import Graph, ModelFacts, Output, Task, Workload, differs
 
 PROMPTS = [
     "Hello, my name is",
@@ -193,7 +193,8 @@ class TextGeneration(Task):
         }
         if bounds.min_greedy_match is not None and record["greedy_match"] < bounds.min_greedy_match:
             record["failures"].append(
-                f"greedy match {record['greedy_match']:.3f} < fidelity.min_greedy_match={bounds.min_greedy_match}"
+                f"greedy match {differs(record['greedy_match'], bounds.min_greedy_match)} < "
+                f"fidelity.min_greedy_match={bounds.min_greedy_match}"
             )
         return record
 

@@ -12,6 +12,7 @@ from builder.make.context import BuildContext, runtime_section
 from builder.make.models import TorchEngine, torch_outputs
 from builder.runtime.engine import OnnxEngine
 from builder.tasks import Output
+from builder.tasks.base import differs
 
 
 def run(ctx: BuildContext) -> dict[str, Any]:
@@ -104,13 +105,17 @@ def _gate(bounds: Any, per_output: dict) -> tuple[bool, list[str]]:
     failures = []
     for name, m in per_output.items():
         if m["cosine_mean"] < bounds.min_cosine:
-            failures.append(f"{name} cosine {m['cosine_mean']:.4f} < fidelity.min_cosine={bounds.min_cosine}")
+            failures.append(
+                f"{name} cosine {differs(m['cosine_mean'], bounds.min_cosine)} < fidelity.min_cosine={bounds.min_cosine}"
+            )
         if "argmax_agreement" in m and m["argmax_agreement"] < bounds.min_agreement:
             failures.append(
-                f"{name} argmax agreement {m['argmax_agreement']:.3f} < fidelity.min_agreement={bounds.min_agreement}"
+                f"{name} argmax agreement {differs(m['argmax_agreement'], bounds.min_agreement)} < "
+                f"fidelity.min_agreement={bounds.min_agreement}"
             )
         if bounds.max_abs_diff is not None and m["max_abs_diff"] > bounds.max_abs_diff:
             failures.append(
-                f"{name} max abs diff {m['max_abs_diff']:.3g} > fidelity.max_abs_diff={bounds.max_abs_diff}"
+                f"{name} max abs diff {differs(m['max_abs_diff'], bounds.max_abs_diff)} > "
+                f"fidelity.max_abs_diff={bounds.max_abs_diff}"
             )
     return not failures, failures

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from builder.runtime.pipelines import checks
 from builder.runtime.pipelines.base import Pipeline
 
 
@@ -18,8 +19,8 @@ class FeatureExtraction(Pipeline):
         self, inputs: str | list[str], *, token_features: bool = False, batch_size: int = 32
     ) -> np.ndarray | list[np.ndarray]:
         """[n, hidden] embeddings ([hidden] for one text); token_features=True: one [tokens, hidden] per text."""
-        single = isinstance(inputs, str)
-        texts = [inputs] if single else list(inputs)
+        texts, single = checks.texts(inputs, "feature-extraction")
+        checks.flag("token_features", token_features)
         encodings = self.engine.tokenizer.encode(texts)
         output = "last_hidden_state" if token_features else "sentence_embedding"
         (values,) = self.engine.infer(encodings, [output], batch_size)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from builder.runtime.pipelines import checks
 from builder.runtime.pipelines.base import Pipeline
 
 
@@ -31,18 +32,21 @@ class QuestionAnswering(Pipeline):
         batch_size: int = 32,
     ) -> Any:
         examples = _examples(args, question, context)
-        if top_k < 1:
-            raise ValueError(f"top_k parameter should be >= 1 (got {top_k})")
-        if max_answer_len < 1:
-            raise ValueError(f"max_answer_len parameter should be >= 1 (got {max_answer_len})")
-        max_seq_len = max_seq_len or min(self.tok.max_length, 384)
+        checks.integer("top_k", top_k, 1)
+        checks.integer("max_answer_len", max_answer_len, 1)
+        checks.flag("handle_impossible_answer", handle_impossible_answer)
+        checks.flag("align_to_words", align_to_words)
+        limit = self.tok.max_length
+        max_seq_len = checks.optional_integer("max_seq_len", max_seq_len, 8, limit) or min(limit, 384)
         doc_stride = min(max_seq_len // 2, 128) if doc_stride is None else doc_stride
+        checks.integer("doc_stride", doc_stride, 0)
         if doc_stride > max_seq_len:
             raise ValueError(f"`doc_stride` ({doc_stride}) is larger than `max_seq_len` ({max_seq_len})")
         question_first = self.tok.padding_side == "right"
         first, second = ("question", "context") if question_first else ("context", "question")
         windows: list[tuple[int, Any]] = []
         for i, ex in enumerate(examples):
+            self._check_fits(ex["question"], max_seq_len, doc_stride)
             encodings = self.tok.encode(
                 [ex[first]],
                 [ex[second]],
@@ -63,6 +67,22 @@ class QuestionAnswering(Pipeline):
             for ex, spans in zip(examples, per_example, strict=True)
         ]
         return results[0] if len(results) == 1 else results
+
+    def _check_fits(self, question: str, max_seq_len: int, doc_stride: int) -> None:
+        """The question goes into every window whole: it and the stride must leave room for the context
+        (the tokenizer fails otherwise)."""
+        (encoding,) = self.tok.encode([question], max_length=1_000_000)
+        room = max_seq_len - len(encoding.ids) - 2  # the pair's separator(s)
+        if room <= 0:
+            raise ValueError(
+                f"question of {len(encoding.ids)} tokens: with max_seq_len={max_seq_len} no room is left for the "
+                f"context. Ask a shorter question or raise max_seq_len (up to {self.tok.max_length})"
+            )
+        if doc_stride >= room:
+            raise ValueError(
+                f"doc_stride={doc_stride}: with this question ({len(encoding.ids)} tokens) and "
+                f"max_seq_len={max_seq_len}, give a doc_stride below {room}"
+            )
 
     def predict_request(self, item: Any) -> Any:
         if isinstance(item, dict) and "inputs" not in item:  # {"question": ..., "context": ..., "top_k": 2}
@@ -133,9 +153,17 @@ def _examples(args: tuple[Any, ...], question: Any, context: Any) -> list[dict[s
         elif isinstance(question, str) and isinstance(context, str):
             items = [{"question": question, "context": context}]
         else:
-            raise ValueError("Arguments can't be understood")
+            raise ValueError(
+                f"question={checks.shown(question)}, context={checks.shown(context)}: give texts, or lists of "
+                "texts of the same length"
+            )
     else:
         raise ValueError("question-answering needs question= and context= (or a {question, context} dict)")
+    if isinstance(items, str):
+        raise ValueError(
+            'question-answering: each input needs a question and a context, e.g. {"question": "Where?", '
+            '"context": "..."}; got a text alone'
+        )
     items = [items] if isinstance(items, dict) else list(items)
     for item in items:
         if not isinstance(item, dict):
@@ -145,6 +173,10 @@ def _examples(args: tuple[Any, ...], question: Any, context: Any) -> list[dict[s
                 raise KeyError("You need to provide a dictionary with keys {question:..., context:...}")
             if item[key] is None:
                 raise ValueError(f"`{key}` cannot be None")
+            if not isinstance(item[key], str):
+                raise ValueError(
+                    f"{key}={checks.shown(item[key])}: give a text, not {type(item[key]).__name__}"
+                )
             if isinstance(item[key], str) and len(item[key]) == 0:
                 raise ValueError(f"`{key}` cannot be empty")
     return items

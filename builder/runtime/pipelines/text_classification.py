@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from builder.runtime.pipelines import checks
 from builder.runtime.pipelines.base import Pipeline
 
 _UNSET = object()
@@ -44,21 +45,30 @@ class TextClassification(Pipeline):
         batch_size: int = 32,
     ) -> Any:
         legacy = top_k is _UNSET  # transformers: a bare call returns one dict per text
-        top_k = 1 if legacy else top_k
-        function = FUNCTIONS[(function_to_apply or self.default_function).lower()]
-        single = not isinstance(inputs, list)
+        top_k = 1 if legacy else checks.optional_integer("top_k", top_k, 1)
+        function = FUNCTIONS[
+            checks.one_of("function_to_apply", function_to_apply or self.default_function, tuple(FUNCTIONS))
+        ]
+        single = not isinstance(inputs, (list, tuple))
         items = [inputs] if single else list(inputs)
         texts, pairs = [], []
         for item in items:
-            if isinstance(item, dict):
+            if (
+                isinstance(item, dict)
+                and isinstance(item.get("text"), str)
+                and set(item) <= {"text", "text_pair"}
+            ):
                 texts.append(item["text"])
                 pairs.append(item.get("text_pair"))
+                if pairs[-1] is not None and not isinstance(pairs[-1], str):
+                    raise ValueError(f"text-classification: text_pair={checks.shown(pairs[-1])}: give a text")
             elif isinstance(item, str):
                 texts.append(item)
                 pairs.append(None)
             else:
                 raise ValueError(
-                    'text-classification takes a text, a {"text": ..., "text_pair": ...} dict, or a list of those'
+                    'text-classification: inputs must be a text, a {"text": ..., "text_pair": ...} dict, or a '
+                    f"list of those, got {type(item).__name__} {checks.shown(item)}"
                 )
         encodings = [
             (self.engine.tokenizer.encode([t], [p]) if p is not None else self.engine.tokenizer.encode([t]))[

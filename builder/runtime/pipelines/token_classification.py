@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from builder.runtime.pipelines import checks
 from builder.runtime.pipelines.base import Pipeline
 
 STRATEGIES = ("none", "simple", "first", "average", "max")
@@ -33,14 +34,9 @@ class TokenClassification(Pipeline):
             )
         if stride is not None and strategy == "none":
             raise ValueError('stride needs an aggregation_strategy other than "none"')
-        if stride is not None and stride >= self.tok.max_length:
-            raise ValueError(f"stride={stride} must be less than the maximum length ({self.tok.max_length})")
-        ignore = ["O"] if ignore_labels is None else list(ignore_labels)
-        single = isinstance(inputs, str)
-        sentences = [inputs] if single else list(inputs)
-        for s in sentences:
-            if not isinstance(s, str):
-                raise ValueError("token-classification takes a text or a list of texts")
+        checks.optional_integer("stride", stride, 0, self.tok.max_length - 1)
+        ignore = ["O"] if ignore_labels is None else checks.text_list("ignore_labels", ignore_labels)
+        sentences, single = checks.texts(inputs, "token-classification")
         windows: list[tuple[int, Any]] = []  # (sentence index, encoding)
         for i, sentence in enumerate(sentences):
             encodings = self.tok.encode([sentence], stride=stride or 0, overflow=stride is not None)

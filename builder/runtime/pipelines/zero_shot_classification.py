@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from builder.runtime.pipelines import checks
 from builder.runtime.pipelines.base import Pipeline
 
 DEFAULT_TEMPLATE = "This example is {}."
@@ -29,7 +30,7 @@ def parse_labels(labels: Any) -> list[str]:
     if isinstance(labels, str):
         return [label.strip() for label in labels.split(",") if label.strip()]
     if isinstance(labels, (list, tuple)):
-        return list(labels)
+        return checks.text_list("candidate_labels", labels)
     raise ValueError(
         f"candidate_labels={labels!r}: give a list of labels or a comma-separated string, e.g. ['urgent', 'not urgent']"
     )
@@ -67,10 +68,12 @@ class ZeroShotClassification(Pipeline):
         labels = parse_labels(candidate_labels)
         template = self.hypothesis_template if hypothesis_template is None else hypothesis_template
         multi = self.multi_label if multi_label is None else multi_label
-        single = isinstance(sequences, str)
-        texts = [sequences] if single else sequences
-        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-            raise ValueError("zero-shot-classification takes a text or a list of texts")
+        texts, single = checks.texts(sequences, "zero-shot-classification", "sequences")
+        if not isinstance(template, str):
+            raise ValueError(
+                f"hypothesis_template={checks.shown(template)}: give a text with {{}} for the label"
+            )
+        checks.flag("multi_label", multi)
         if not texts:
             return []
         if not labels or any(len(t) == 0 for t in texts):

@@ -1,0 +1,142 @@
+"""Mutation audit of the code where a silent change costs users most: break it one small change at a time
+(cosmic-ray), run the tests that claim to guard it, and list the changes no test noticed (survivors).
+
+    .venv/bin/pip install cosmic-ray==8.7.0
+    .venv/bin/python tests/mutation.py                 # every target below (about an hour on 2 cores)
+    .venv/bin/python tests/mutation.py manifest cache  # some of them
+
+cosmic-ray edits the source files in place, one mutant at a time, and restores them: run it on a clean
+checkout with nothing else running from it. Only the functions named per target are mutated (their lines
+are found afresh each run). Results: tests/.mutation/<target>.txt (a survivor report) and a summary line per
+target; docs/benchmarks.md keeps the last counts and why each kept survivor is harmless.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "tests" / ".mutation"
+PYTEST = f"{sys.executable} -m pytest -x -q -p no:cacheprovider -m 'not slow'"
+
+# target: (module, the functions to mutate, the tests that guard them)
+TARGETS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "manifest": (
+        "builder/runtime/manifest.py",
+        ("read_manifest", "_shape_problems", "verify", "_external_data_problems"),
+        "tests/test_hostile.py -k tampering tests/test_bundle.py tests/test_format_v1.py",
+    ),
+    "external-data": (
+        "builder/runtime/external_data.py",
+        (
+            "_tensor_locations",
+            "_sparse_locations",
+            "_attribute_locations",
+            "_graph_locations",
+            "_function_locations",
+            "external_data_locations",
+        ),  # fmt: skip
+        "tests/test_hostile.py -k tampering tests/test_bundle.py -k external",
+    ),
+    "bundle-id": ("builder/make/writer.py", ("bundle_id",), "tests/test_honesty.py -k bundle_id"),
+    "fidelity": (
+        "builder/make/stages/fidelity.py",
+        ("_gate",),
+        "tests/test_honesty.py -k 'fidelity or hair'",
+    ),
+    "metrics": (
+        "builder/metrics/functions.py",
+        (
+            "normalize_answer",
+            "exact_match",
+            "token_f1",
+            "squad_v2",
+            "accuracy_macro_f1",
+            "_end_of_chunk",
+            "_start_of_chunk",
+            "entities",
+            "entity_f1",
+            "_prf",
+            "rank",
+            "pearson",
+            "similarity_correlation",
+            "perplexity",
+        ),
+        "tests/test_metrics.py tests/test_honesty.py -k 'gold or minilm'",
+    ),
+    "report": ("builder/make/report.py", ("pareto", "best_per_hardware"), "tests/test_honesty.py -k report"),
+    "cache": (
+        "builder/make/cache.py",
+        ("load", "store", "entries", "unfinished", "clear"),
+        "tests/test_cache.py",
+    ),
+    "host-lock": (
+        "builder/make/host_lock.py",
+        ("_acquire", "_release", "computing", "measuring"),
+        "tests/test_host_lock.py tests/test_honesty.py -k lock",
+    ),
+}
+
+
+def function_lines(module: Path, names: tuple[str, ...]) -> list[str]:
+    """'start-end' line ranges of the named functions (methods included) as the file is now."""
+    tree = ast.parse(module.read_text())
+    found = {
+        node.name: f"{node.lineno}-{node.end_lineno}"
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in names
+    }
+    missing = sorted(set(names) - set(found))
+    if missing:
+        sys.exit(f"{module}: no function {', '.join(missing)} (update TARGETS in {Path(__file__).name})")
+    return list(found.values())
+
+
+def run(target: str) -> tuple[int, int]:
+    module, names, tests = TARGETS[target]
+    OUT.mkdir(exist_ok=True)
+    config, session = OUT / f"{target}.toml", OUT / f"{target}.sqlite"
+    session.unlink(missing_ok=True)
+    lines = ", ".join(f'"{r}"' for r in function_lines(ROOT / module, names))
+    config.write_text(
+        "[cosmic-ray]\n"
+        f'module-path = "{module}"\n'
+        "timeout = 300.0\n"
+        "excluded-modules = []\n"
+        f'test-command = "{PYTEST} {tests}"\n\n'
+        '[cosmic-ray.distributor]\nname = "local"\n\n'
+        f'[cosmic-ray.filters.line-filter.lines]\n"{module}" = [{lines}]\n'
+    )
+    bin_dir = Path(sys.executable).parent
+    for step in (
+        ["cosmic-ray", "init", str(config), str(session)],
+        ["cr-filter-lines", "--config", str(config), str(session)],
+        ["cosmic-ray", "exec", str(config), str(session)],
+    ):
+        subprocess.run([str(bin_dir / step[0]), *step[1:]], cwd=ROOT, check=True)
+    report = subprocess.run(
+        [str(bin_dir / "cr-report"), "--show-pending", str(session)], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+    (OUT / f"{target}.txt").write_text(report)
+    survived = report.count("test outcome: TestOutcome.SURVIVED")
+    total = sum(
+        report.count(f"worker outcome: WorkerOutcome.{o}") for o in ("NORMAL", "EXCEPTION", "ABNORMAL")
+    )
+    return survived, total
+
+
+def main() -> None:
+    targets = sys.argv[1:] or list(TARGETS)
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown:
+        sys.exit(f"unknown target(s) {', '.join(unknown)}; known: {', '.join(TARGETS)}")
+    for target in targets:
+        survived, total = run(target)
+        print(f"{target}: {survived} of {total} mutants survived (tests/.mutation/{target}.txt)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
