@@ -107,28 +107,33 @@ class RecordingSession:
         return getattr(self.session, name)
 
 
+class _Lazy(dict):
+    """A dict whose values are made on first access."""
+
+    def __init__(self, make: Any, keys: tuple[str, ...]):
+        super().__init__()
+        self.make, self.known = make, keys
+
+    def __missing__(self, key: str) -> Any:
+        if key not in self.known:
+            raise KeyError(key)
+        self[key] = self.make(key)
+        return self[key]
+
+
 @pytest.fixture(scope="session")
 def bert_bundles(tiny_models: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One fp32 bundle of the tiny BERT per encoder task (no evaluation or benchmark), built once per session."""
+    """One fp32 bundle of the tiny BERT per encoder task (no evaluation or benchmark), each built once per session
+    when first used."""
     import builder
 
     out = tmp_path_factory.mktemp("bert-bundles")
-    return {
-        task: builder.build(
-            overrides=[
-                f"model.source={tiny_models[('bert', task)]}",
-                f"task={task}",
-                "quantization=none",
-                "evaluation=none",
-                "benchmark=none",
-                f"output_dir={out}",
-            ],
-            quiet=True,
-        )
-        for task in (
-            "feature-extraction",
-            "text-classification",
-            "token-classification",
-            "question-answering",
-        )
-    }
+
+    def make(task: str) -> Path:
+        overrides = [f"model.source={tiny_models[('bert', task)]}", f"task={task}", "quantization=none",
+                     "evaluation=none", "benchmark=none", f"output_dir={out}"]  # fmt: skip
+        return builder.build(overrides=overrides, quiet=True)
+
+    return _Lazy(
+        make, ("feature-extraction", "text-classification", "token-classification", "question-answering")
+    )

@@ -14,6 +14,7 @@ target; docs/benchmarks.md keeps the last counts and why each kept survivor is h
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -117,15 +118,31 @@ def run(target: str) -> tuple[int, int]:
         ["cosmic-ray", "exec", str(config), str(session)],
     ):
         subprocess.run([str(bin_dir / step[0]), *step[1:]], cwd=ROOT, check=True)
-    report = subprocess.run(
-        [str(bin_dir / "cr-report"), "--show-pending", str(session)], cwd=ROOT, capture_output=True, text=True
+    dump = subprocess.run(
+        [str(bin_dir / "cosmic-ray"), "dump", str(session)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
-    (OUT / f"{target}.txt").write_text(report)
-    survived = report.count("test outcome: TestOutcome.SURVIVED")
-    total = sum(
-        report.count(f"worker outcome: WorkerOutcome.{o}") for o in ("NORMAL", "EXCEPTION", "ABNORMAL")
+    source = (ROOT / module).read_text().splitlines()
+    survivors, tested = [], 0
+    for line in dump.splitlines():
+        item, result = json.loads(line)
+        if result is None or result["worker_outcome"] == "skipped":
+            continue
+        tested += 1
+        if result["test_outcome"] == "survived":
+            (m,) = item["mutations"]
+            row = m["start_pos"][0]
+            survivors.append(
+                f"{module}:{row} in {m['definition_name']}: {m['operator_name']} #{m['occurrence']}\n"
+                f"    {source[row - 1].strip()}\n{result['diff'] or ''}"
+            )
+    (OUT / f"{target}.txt").write_text(
+        f"{len(survivors)} of {tested} mutants survived\n\n" + "\n".join(survivors)
     )
-    return survived, total
+    return len(survivors), tested
 
 
 def main() -> None:

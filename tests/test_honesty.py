@@ -150,6 +150,13 @@ def test_every_fidelity_bound_is_enforced() -> None:
     measured = {"logits": {"cosine_mean": 0.995, "argmax_agreement": 0.8, "max_abs_diff": 0.2}}
     bounds = {"min_cosine": 0.99, "min_agreement": 0.75, "max_abs_diff": None}
     assert _gate(SimpleNamespace(**bounds), measured) == (True, [])
+    at_the_bounds = {
+        "min_cosine": 0.995,
+        "min_agreement": 0.8,
+        "max_abs_diff": 0.2,
+    }  # a bound met exactly passes
+    assert _gate(SimpleNamespace(**at_the_bounds), measured) == (True, [])
+    assert _gate(SimpleNamespace(**{**bounds, "max_abs_diff": 0.5}), measured) == (True, [])
     for key, value, needle in (("min_cosine", 0.999, "cosine 0.995 < fidelity.min_cosine=0.999"),
                                ("min_agreement", 0.9, "argmax agreement 0.800 < fidelity.min_agreement=0.9"),
                                ("max_abs_diff", 0.1, "max abs diff 0.200 > fidelity.max_abs_diff=0.1")):  # fmt: skip
