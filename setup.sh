@@ -10,5 +10,9 @@ python=${PYTHON:-python3}
 pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 # shellcheck disable=SC2086
 .venv/bin/python -c "import torch" 2>/dev/null || "${pip[@]}" ${TORCH_INDEX:-} "${TORCH_SPEC:-torch==2.13.0}"
+# The distribution was called `builder` before: drop that old editable install of this checkout.
+if .venv/bin/python -m pip show builder 2>/dev/null | grep -q "^Editable project location: $(pwd)$"; then
+  .venv/bin/python -m pip uninstall -q -y builder
+fi
 "${pip[@]}" -e ".[build,dev]"
 echo "builder is set up in $(pwd)/.venv"

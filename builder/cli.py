@@ -19,19 +19,87 @@ import os
 import signal
 import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from builder.errors import BuilderError, Interrupted
 
-SUBCOMMANDS = ("verify", "info", "predict", "cache", "report", "tasks")
+SUBCOMMANDS = ("verify", "info", "predict", "push", "cache", "report", "tasks")
+
+
+DISTRIBUTION = (
+    "ort-bundle-builder"  # the name on PyPI (`builder` there is another project); imports stay `builder`
+)
+GROUPS = ("model", "task", "hardware", "optimization", "quantization", "evaluation", "benchmark")
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in SUBCOMMANDS:
         sys.exit(_subcommand(argv))
+    if argv and argv[0] in ("-h", "--help"):
+        print(usage())
+        sys.exit(0)
+    if argv and argv[0] in ("-V", "--version"):
+        print(versions())
+        sys.exit(0)
     _build_app(argv)
+
+
+def usage() -> str:
+    """`builder --help`: what the command does, its subcommands, and the config groups with their options."""
+    from importlib import resources
+
+    conf = resources.files("builder.conf")
+    lines = [
+        "usage: builder [GROUP=OPTION ...] [KEY=VALUE ...] [-m]   build a bundle (-m: a sweep over comma lists)",
+        "       builder SUBCOMMAND ...",
+        "",
+        "subcommands (runtime only; each has --help):",
+        "  verify PATH        check every file of a bundle against its manifest",
+        "  info PATH          what a bundle is and what was measured",
+        "  predict PATH       run the bundle's pipeline on JSON lines (or --text lines) from stdin or --input",
+        "  push PATH REPO     verify a bundle and upload it to a Hugging Face Hub repo (--dry-run, --private)",
+        "  report DIR...      one table, CSV and plot of the bundles in output folders",
+        "  cache info|clear   the stage cache (--dir, default artifacts/.cache)",
+        "  tasks              the tasks builder builds, their settings and architectures",
+        "",
+        "config groups (GROUP=OPTION):",
+    ]
+    for group in GROUPS:
+        options = sorted(
+            p.name.removesuffix(".yaml") for p in conf.joinpath(group).iterdir() if p.name.endswith(".yaml")
+        )
+        lines.append(f"  {group:<13} {', '.join(options)}")
+    lines += [
+        "",
+        "examples:",
+        "  builder                                          the embedded all-MiniLM-L6-v2, this host's profile",
+        "  builder model.source=./my-model task=text-classification quantization=static",
+        "  builder -m hardware=avx2,avx512_vnni quantization=none,dynamic     a sweep, one report",
+        "  builder --cfg job model=distilbert_sst2          print the composed config, build nothing",
+        "",
+        "every key and its default: builder --cfg job; Hydra's own flags: builder --hydra-help;",
+        'shell completion: eval "$(builder -sc install=bash)" (zsh: install=zsh). Version: builder --version.',
+    ]
+    return "\n".join(lines)
+
+
+def versions() -> str:
+    """builder's version and the versions of the tools it runs on (read from metadata: nothing is imported)."""
+    from importlib import metadata
+
+    from builder.version import __version__
+
+    tools = ("onnxruntime", "tokenizers", "numpy", "torch", "transformers", "onnx", "hydra-core")
+    found = []
+    for name in tools:
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return f"builder {__version__} ({DISTRIBUTION})\n" + ", ".join(found)
 
 
 def _fail(e: BuilderError) -> int:
@@ -53,7 +121,7 @@ def _build_app(argv: list[str]) -> None:
             _fail(
                 BuilderError(
                     f"building bundles needs the build tools ({e.name} is not installed): "
-                    "pip install 'builder[build]' (torch as a CPU build first: pip install torch==2.13.0). "
+                    f"pip install '{DISTRIBUTION}[build]' (torch as a CPU build first: pip install torch==2.13.0). "
                     "Loading and running bundles (builder verify | info | predict) works without them."
                 )
             )
@@ -291,12 +359,18 @@ def _subcommand(argv: list[str]) -> int:
         return _tasks(argv[1:])
     if argv[0] == "report":
         return _report(argv[1:])
+    if argv[0] == "push":
+        return _push(argv[1:])
     parser = argparse.ArgumentParser(prog=f"builder {argv[0]}")
     parser.add_argument("path", type=Path, help="bundle folder")
     if argv[0] == "info":
         parser.add_argument("--json", action="store_true", help="print manifest and metrics as JSON")
     if argv[0] == "predict":
         parser.add_argument("--input", type=Path, help="JSON lines file (default: standard input)")
+        parser.add_argument("--text", action="store_true", help="each line is one input text, not JSON")
+        parser.add_argument(
+            "--batch-size", type=int, default=32, help="lines run together when they are ready (default 32)"
+        )
         parser.add_argument("--strict", action="store_true", help="exit non-zero if any line was skipped")
     args = parser.parse_args(argv[1:])
     try:
@@ -304,9 +378,76 @@ def _subcommand(argv: list[str]) -> int:
             return _verify(args.path)
         if argv[0] == "info":
             return _info(args.path, args.json)
-        return _predict(args.path, args.input, args.strict)
+        return _predict(args.path, args.input, args.strict, args.text, args.batch_size)
     except BuilderError as e:
         return _fail(e)
+
+
+def _push(argv: list[str]) -> int:
+    """Verify a bundle, then upload it to a Hub model repo: its card is the repo's README; the bundle id is the
+    commit message and a tag, so a pulled bundle names the build it came from."""
+    from builder.runtime.loader import hub_reachable
+    from builder.runtime.manifest import verify
+
+    parser = argparse.ArgumentParser(prog="builder push", description=_push.__doc__)
+    parser.add_argument("path", type=Path, help="bundle folder")
+    parser.add_argument("repo_id", help="Hub model repo, e.g. org/name (created if missing)")
+    parser.add_argument("--private", action="store_true", help="create the repo private")
+    parser.add_argument("--revision", help="branch to push to (created if missing; default main)")
+    parser.add_argument("--dry-run", action="store_true", help="verify and show what would be uploaded")
+    args = parser.parse_args(argv)
+    try:
+        manifest = verify(args.path)
+    except BuilderError as e:
+        return _fail(e)
+    bid = manifest["bundle_id"]
+    files = [*sorted(manifest["files"]), "manifest.json"]
+    message, tag = f"builder bundle {bid}", f"bundle-{bid[:12]}"
+    where = f"{args.repo_id}{'@' + args.revision if args.revision else ''}"
+    plan = [
+        f"push {args.path} -> {where} ({'private' if args.private else 'public'} if created)",
+        f"commit message: {message}",
+        f"tag: {tag}",
+        f"files ({len(files)}):",
+        *(f"  {name}" for name in files),
+    ]
+    if args.dry_run:
+        print("\n".join(plan))
+        return 0
+    from huggingface_hub import HfApi, constants
+
+    if constants.HF_HUB_OFFLINE or not hub_reachable(constants.ENDPOINT):
+        why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else constants.ENDPOINT
+        return _fail(
+            BuilderError(
+                f"builder push {args.repo_id}: the Hugging Face Hub is unreachable from this machine ({why}). "
+                "Copy the bundle folder to a machine that reaches it and push from there (builder verify checks "
+                "the copy)."
+            )
+        )
+    api = HfApi()
+    try:
+        api.create_repo(args.repo_id, private=args.private, exist_ok=True, repo_type="model")
+        if args.revision:
+            api.create_branch(args.repo_id, branch=args.revision, exist_ok=True)
+        commit = api.upload_folder(
+            folder_path=str(args.path),
+            repo_id=args.repo_id,
+            revision=args.revision,
+            commit_message=message,
+            allow_patterns=files,
+        )
+        api.create_tag(args.repo_id, tag=tag, revision=commit.oid, exist_ok=True)
+    except Exception as e:  # no token, no permission, a network failure
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        return _fail(
+            BuilderError(
+                f"builder push {where}: the Hub refused it ({type(e).__name__}: {first}). Log in with "
+                "`hf auth login` (or set HF_TOKEN) with write access to the repo."
+            )
+        )
+    print(f"pushed {len(files)} files to {commit.commit_url} (tag {tag})")
+    return 0
 
 
 def _report(argv: list[str]) -> int:
@@ -393,54 +534,106 @@ def _cache(argv: list[str]) -> int:
     return 0
 
 
-def _predict(path: Path, source: Path | None, strict: bool) -> int:
+def _predict(path: Path, source: Path | None, strict: bool, text: bool = False, batch_size: int = 32) -> int:
     """Each line: a JSON value (the input), {"inputs": ..., "parameters": {...}}, or the task's own object
     ({"question": ..., "context": ..., "top_k": 2} for QA, {"text": ..., "text_pair": ...} for pairs): the
-    task's pipeline reads it (predict_request)."""
+    task's pipeline reads it (predict_request). --text: each line is one input text. Lines that are ready
+    together go through the pipeline as batches of up to batch_size; a line waits for no later line."""
     from builder.runtime.loader import load
 
+    if batch_size < 1:
+        raise BuilderError(f"--batch-size {batch_size}: give 1 or more lines per batch")
     if source and not source.is_file():
         raise BuilderError(
             f"--input {source}: no such file. Give a JSON lines file, or omit --input to read stdin"
         )
     bundle = load(path)
-    stream = open(source, "rb") if source else sys.stdin.buffer  # noqa: SIM115  (bytes: each line decoded alone)
+    pipeline = bundle.pipeline
+    if text and not pipeline.takes_text:
+        raise BuilderError(
+            f"--text: a {bundle.task} bundle needs more than a text per input; give JSON lines instead "
+            f"(e.g. {_EXAMPLE_LINE.get(bundle.task, '{...}')})"
+        )
+    fd = os.open(source, os.O_RDONLY) if source else sys.stdin.fileno()
     skipped = 0
 
-    def skip(number: int, why: str, what: str = "skipped") -> None:
+    def skip(number: int, why: str) -> None:
         nonlocal skipped
-        print(f"line {number}: {why}; {what}", file=sys.stderr, flush=True)
+        print(f"line {number}: {why}; skipped", file=sys.stderr, flush=True)
         skipped += 1
 
-    try:
-        for number, raw in enumerate(stream, 1):
+    def emit(number: int, result: Any) -> None:
+        if isinstance(result, types.GeneratorType):  # a stream: one line per piece as it comes
+            for part in result:
+                print(json.dumps(_plain(part), ensure_ascii=False), flush=True)
+        else:
+            print(json.dumps(_plain(result), ensure_ascii=False), flush=True)
+
+    def run(batch: list[tuple[int, Any]]) -> None:
+        try:
+            results = pipeline.predict_many([item for _, item in batch]) if len(batch) > 1 else None
+        except Exception:  # some line of the batch is bad: each alone, to say which
+            results = None
+        for i, (number, item) in enumerate(batch):
             try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                skip(number, f"not valid UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})")
-                continue
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as e:
-                skip(number, f"not valid JSON ({e.msg} at column {e.colno})")
-                continue
-            try:
-                result = bundle.pipeline.predict_request(item)
-                if isinstance(result, types.GeneratorType):  # a stream: one line per piece as it comes
-                    for part in result:
-                        print(json.dumps(_plain(part), ensure_ascii=False), flush=True)
-                    continue
-                print(json.dumps(_plain(result), ensure_ascii=False), flush=True)
+                emit(number, results[i] if results is not None else pipeline.predict_request(item))
             except Exception as e:  # one bad line never ends the stream
                 skip(number, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": "))
+
+    batch: list[tuple[int, Any]] = []
+    try:
+        for number, (raw, more) in enumerate(_lines(fd), 1):
+            try:
+                line = raw.decode("utf-8").rstrip("\r")
+            except UnicodeDecodeError as e:
+                skip(number, f"not valid UTF-8 (byte {raw[e.start]:#04x} at column {e.start + 1})")
+                line = None
+            if line is not None and line.strip():
+                if text:
+                    batch.append((number, line))
+                else:
+                    try:
+                        batch.append((number, json.loads(line)))
+                    except json.JSONDecodeError as e:
+                        skip(
+                            number,
+                            f"not valid JSON ({e.msg} at column {e.colno}); for plain text lines use --text",
+                        )
+            if batch and (len(batch) >= batch_size or not more):
+                run(batch)
+                batch = []
+        if batch:
+            run(batch)
     finally:
         if source:
-            stream.close()
+            os.close(fd)
     if skipped:
         print(f"{skipped} line(s) skipped", file=sys.stderr)
     return 1 if strict and skipped else 0
+
+
+_EXAMPLE_LINE = {
+    "question-answering": '{"question": "Where?", "context": "..."}',
+    "zero-shot-classification": '{"inputs": "...", "parameters": {"candidate_labels": ["a", "b"]}}',
+}
+
+
+def _lines(fd: int) -> Iterator[tuple[bytes, bool]]:
+    """(line without its newline, whether another line is ready now) for each line of a file descriptor: input
+    that is already there is batched, and an interactive line is answered at once."""
+    import select
+
+    buffer = b""
+    while True:
+        while b"\n" not in buffer:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                if buffer:
+                    yield buffer, False
+                return
+            buffer += chunk
+        line, buffer = buffer.split(b"\n", 1)
+        yield line, b"\n" in buffer or bool(select.select([fd], [], [], 0)[0])
 
 
 def _plain(value: Any) -> Any:

@@ -18,7 +18,7 @@ from builder.errors import SourceError
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 # Files a build needs; weights in safetensors only (nothing that unpickles).
-HUB_PATTERNS = ["*.json", "*.txt", "*.model", "*.jinja", "*.safetensors", "1_Pooling/*"]
+HUB_PATTERNS = ["*.json", "*.txt", "*.model", "*.jinja", "*.safetensors", "1_Pooling/*", "README.md"]
 
 
 @dataclass(frozen=True)
@@ -86,11 +86,34 @@ def resolve(cfg: Any) -> Source:
             "version": _distribution_version(package),
             "content_sha256": folder_hash(folder),
         }
-        return Source(folder, kind, identity)
+        return _with_license(Source(folder, kind, identity))
     if kind == "local":
         folder = Path(src).expanduser().resolve()
-        return Source(folder, kind, {"kind": "local", "content_sha256": folder_hash(folder)})
-    return _from_hub(src, revision, cfg.model.trust_remote_code)
+        return _with_license(Source(folder, kind, {"kind": "local", "content_sha256": folder_hash(folder)}))
+    return _with_license(_from_hub(src, revision, cfg.model.trust_remote_code))
+
+
+def _with_license(source: Source) -> Source:
+    """The license the model's own card declares joins its identity (the card is not in the content hash, and
+    the bundle's card carries the license: same id, same bytes)."""
+    found = source_license(source.path)
+    return Source(source.path, source.kind, {**source.identity, "license": found}) if found else source
+
+
+def source_license(folder: Any) -> str | None:
+    """The license the source model's own card declares (README.md metadata), if any."""
+    from pathlib import Path
+
+    readme = Path(folder) / "README.md"
+    if not readme.is_file():
+        return None
+    from huggingface_hub import ModelCard
+
+    try:
+        value = ModelCard.load(readme).data.to_dict().get("license")
+    except Exception:  # a README without (valid) metadata
+        return None
+    return value if isinstance(value, str) else None
 
 
 @functools.cache
@@ -112,6 +135,8 @@ def _from_hub(repo_id: str, revision: str | None, trust_remote_code: bool) -> So
 
     from huggingface_hub import constants, snapshot_download
 
+    from builder.runtime.loader import hub_reachable
+
     patterns = HUB_PATTERNS + (["*.py"] if trust_remote_code else [])
     fetch = f"hf download {repo_id}{' --revision ' + revision if revision else ''} --local-dir DIR"
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)  # its retry warnings; we say it once
@@ -120,7 +145,7 @@ def _from_hub(repo_id: str, revision: str | None, trust_remote_code: bool) -> So
             snapshot_download(repo_id, revision=revision, allow_patterns=patterns, local_files_only=True)
         )
     except Exception:
-        if constants.HF_HUB_OFFLINE or not _reachable(constants.ENDPOINT):
+        if constants.HF_HUB_OFFLINE or not hub_reachable(constants.ENDPOINT):
             raise SourceError(
                 f"model.source={repo_id}: the Hugging Face Hub is unreachable from this machine and the model is "
                 f"not in the local Hub cache. Download it where the Hub is reachable ({fetch}), copy DIR here, "
@@ -137,19 +162,6 @@ def _from_hub(repo_id: str, revision: str | None, trust_remote_code: bool) -> So
     commit = folder.name  # snapshots/<commit sha>
     identity = {"kind": "hub", "repo_id": repo_id, "revision": revision, "commit": commit}
     return Source(folder, "hub", identity)
-
-
-def _reachable(endpoint: str, timeout: float = 3.0) -> bool:
-    """One quick TCP connection instead of the client's minute of retries."""
-    import socket
-    from urllib.parse import urlparse
-
-    url = urlparse(endpoint)
-    try:
-        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def folder_hash(folder: Path) -> str:

@@ -16,8 +16,10 @@ def override_problems(args: list[str]) -> list[str]:
     problems = []
     sweeping = "-m" in args or "--multirun" in args
     tasks = _named_tasks(args, sweeping)
-    for arg in args:
+    for i, arg in enumerate(args):
         if arg.startswith("-") or "=" not in arg:
+            continue
+        if i and args[i - 1] in ("-sc", "--shell-completion"):  # Hydra's own: install=bash, query=...
             continue
         key, value = arg.split("=", 1)
         key = key.lstrip("+~")

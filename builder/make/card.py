@@ -65,17 +65,26 @@ def model_card(
         ],
         model_name=name,
         eval_results=evals or None,
+        license=manifest_extra["source"].get("license"),
     )
     return str(
         ModelCard(f"---\n{data.to_yaml()}\n---\n\n{_card_body(config, metrics, manifest_extra, name)}")
     )
 
 
-def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str, Any], name: str) -> str:
-    src = extra["source"]
-    origin = src.get("repo_id", config["model"]["source"])
+def source_name(src: dict[str, Any], model: dict[str, Any]) -> str:
+    """The source model as a card names it: a Hub id at its commit, a package, or a local folder's name (never
+    a path on the build machine)."""
     if src["kind"] == "hub":
-        origin += f" @ {src['commit']}"
+        return f"{src['repo_id']} @ {src['commit']}"
+    if src["kind"] == "package":
+        return f"{model.get('base_model') or model.get('name') or src['package']} (from the package {src['package']})"
+    name = model.get("name") or str(model["source"]).rstrip("/\\").replace("\\", "/").split("/")[-1]
+    return f"{name} (a local model folder)"
+
+
+def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str, Any], name: str) -> str:
+    origin = source_name(extra["source"], config["model"])
     lines = [
         f"# {name}",
         "",
@@ -186,7 +195,7 @@ def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str,
         "## Use",
         "",
         "```python",
-        "import builder  # pip install the builder runtime: onnxruntime, tokenizers, numpy",
+        "import builder  # pip install ort-bundle-builder (the runtime: onnxruntime, tokenizers, numpy)",
         "",
         f'pipeline = builder.load("{name}")  # verifies every file first',
         "```",

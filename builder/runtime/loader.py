@@ -101,12 +101,33 @@ def _looks_like_repo_id(name: str) -> bool:
 
 
 def _download(repo_id: str, revision: str | None) -> Path:
-    from huggingface_hub import snapshot_download
+    """The bundle's snapshot folder: from the Hub, or from the local Hub cache when the Hub is out of reach."""
+    from huggingface_hub import constants, snapshot_download
 
+    offline = constants.HF_HUB_OFFLINE or not hub_reachable(constants.ENDPOINT)
     try:
-        return Path(snapshot_download(repo_id, revision=revision))
-    except Exception as e:  # offline, unknown repo or revision
+        return Path(snapshot_download(repo_id, revision=revision, local_files_only=offline))
+    except Exception as e:  # offline and not cached, unknown repo or revision
+        where = (
+            "the Hugging Face Hub is unreachable from here and the local Hub cache does not hold it"
+            if offline
+            else f"it cannot be fetched from the Hugging Face Hub ({type(e).__name__})"
+        )
         raise BuilderError(
-            f"{repo_id}: not a local folder, and it cannot be fetched from the Hugging Face Hub "
-            f"({type(e).__name__}). Download the bundle where the Hub is reachable and load its folder."
+            f"{repo_id}{'@' + revision if revision else ''}: not a local folder, and {where}. Check the repo id "
+            "and revision, or download the bundle where the Hub is reachable (hf download REPO --local-dir DIR) "
+            "and load DIR."
         ) from e
+
+
+def hub_reachable(endpoint: str, timeout: float = 3.0) -> bool:
+    """One quick TCP connection instead of the client's minute of retries."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(endpoint)
+    try:
+        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False

@@ -126,21 +126,39 @@ def _external_data_problems(folder: Path, listed: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _housekeeping(rel: str) -> bool:
+    """Files the Hugging Face Hub adds to every repo or download, which are not the bundle's: the repo's
+    .gitattributes and the metadata folder of an `hf download --local-dir` copy."""
+    return rel == ".gitattributes" or rel.startswith(".cache/huggingface/")
+
+
+def _hub_blobs(folder: Path) -> Path | None:
+    """The blobs folder when `folder` is a snapshot in the Hub cache (<repo>/snapshots/<commit>), whose files
+    are links into <repo>/blobs/."""
+    snapshots = folder.parent
+    blobs = snapshots.parent / "blobs"
+    return blobs.resolve() if snapshots.name == "snapshots" and blobs.is_dir() else None
+
+
 def verify(folder: str | Path) -> dict[str, Any]:
     """Return the manifest if every file matches it; raise BundleIntegrityError naming each file that
-    changed, is missing, was added, or points outside the bundle."""
+    changed, is missing, was added, or points outside the bundle. In the Hub cache a file may be a link into
+    its repo's blobs (still checked by hash); the Hub's housekeeping files are ignored, nothing else."""
     folder = Path(folder)
     manifest = read_manifest(folder)
     listed: dict[str, dict[str, Any]] = manifest.get("files", {})
     problems = []
     root = folder.resolve()
+    blobs = _hub_blobs(folder)
     for rel, entry in sorted(listed.items()):
         pure = PurePosixPath(rel)
         if pure.is_absolute() or ".." in pure.parts:
             problems.append(f"{rel}: path leads outside the bundle")
             continue
         path = folder / rel
-        if path.is_symlink() or not path.resolve().is_relative_to(root):
+        target = path.resolve()
+        in_blobs = blobs is not None and path.is_symlink() and target.is_relative_to(blobs)
+        if not in_blobs and (path.is_symlink() or not target.is_relative_to(root)):
             problems.append(f"{rel}: is a link (bundles hold plain files only)")
         elif not path.is_file():
             problems.append(f"{rel}: missing")
@@ -148,6 +166,8 @@ def verify(folder: str | Path) -> dict[str, Any]:
             problems.append(f"{rel}: changed (sha256 differs from the manifest)")
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder).as_posix()
+        if _housekeeping(rel):
+            continue
         if rel != MANIFEST and rel not in listed and (path.is_file() or path.is_symlink()):
             problems.append(f"{rel}: added (not in the manifest)")
     if not problems:

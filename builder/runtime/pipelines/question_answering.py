@@ -84,6 +84,21 @@ class QuestionAnswering(Pipeline):
                 f"max_seq_len={max_seq_len}, give a doc_stride below {room}"
             )
 
+    takes_text = False  # a question and a context
+
+    def request_parts(self, item: Any) -> tuple[Any, dict[str, Any]] | None:
+        if (
+            isinstance(item, dict)
+            and isinstance(item.get("question"), str)
+            and isinstance(item.get("context"), str)
+        ):
+            params = {k: v for k, v in item.items() if k not in ("question", "context")}
+            return {"question": item["question"], "context": item["context"]}, params
+        return None
+
+    def _as_results(self, value: Any, n: int, params: dict[str, Any]) -> list[Any]:
+        return [value] if n == 1 else super()._as_results(value, n, params)  # one example: its answer
+
     def predict_request(self, item: Any) -> Any:
         if isinstance(item, dict) and "inputs" not in item:  # {"question": ..., "context": ..., "top_k": 2}
             return self(**item)

@@ -84,6 +84,11 @@ class TextClassification(Pipeline):
             return [results[0]] if isinstance(inputs, str) and legacy else results[0]
         return results
 
+    def _as_results(self, value: Any, n: int, params: dict[str, Any]) -> list[Any]:
+        results = super()._as_results(value, n, params)
+        # transformers' legacy shape: a text alone (no top_k) gives [result]; in a list, each gives result
+        return [[r] for r in results] if "top_k" not in params else results
+
     def _postprocess(self, logits: np.ndarray, function: Any, top_k: int | None, legacy: bool) -> Any:
         scores = function(logits)
         if top_k == 1 and legacy:

@@ -109,6 +109,8 @@ class TextGeneration(Pipeline):
         if len(text) > len(sent) and text.startswith(sent):  # the end: what generation left unfinished, too
             yield text[len(sent) :]
 
+    takes_lists = False  # each line generates alone (a line may stream)
+
     def predict_request(self, item: Any) -> Any:
         """A prompt, {"inputs": ..., "parameters": {...}}, or {"text_inputs": ..., ...arguments}. With
         "stream": true among the arguments: the new text's pieces as they come ({"token": piece} each), then

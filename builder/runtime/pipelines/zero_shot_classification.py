@@ -110,6 +110,13 @@ class ZeroShotClassification(Pipeline):
         order = list(reversed(scores.argsort()))  # transformers' order: on exact ties the later label first
         return {"sequence": text, "labels": [labels[i] for i in order], "scores": scores[order].tolist()}
 
+    takes_text = False  # a text and its candidate labels
+
+    def request_parts(self, item: Any) -> tuple[Any, dict[str, Any]] | None:
+        if isinstance(item, dict) and "inputs" not in item and isinstance(item.get("sequences"), str):
+            return item["sequences"], {k: v for k, v in item.items() if k != "sequences"}
+        return super().request_parts(item) if isinstance(item, dict) else None
+
     def predict_request(self, item: Any) -> Any:
         if isinstance(item, dict) and "inputs" not in item:
             return self(**item)
