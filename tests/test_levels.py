@@ -106,7 +106,7 @@ def test_wheel_ships_every_config(tmp_path: Path) -> None:
         check=True,
         capture_output=True,
     )
-    (wheel,) = tmp_path.glob("builder-*.whl")
+    (wheel,) = tmp_path.glob("ort_bundle_builder-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for yaml_file in (root / "conf").rglob("*.yaml"):
         assert f"builder/conf/{yaml_file.relative_to(root / 'conf').as_posix()}" in names

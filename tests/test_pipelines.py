@@ -237,7 +237,7 @@ def test_hub_bundle_while_hub_unreachable_is_a_clear_error(monkeypatch: pytest.M
     from builder.errors import BuilderError
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(BuilderError, match="cannot be fetched from the Hugging Face Hub"):
+    with pytest.raises(BuilderError, match="the Hugging Face Hub is unreachable from here"):
         builder.load("someone/some-bundle")
 
 

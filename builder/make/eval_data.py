@@ -79,14 +79,14 @@ def _local_rows(path: Path, source: str) -> tuple[list[dict[str, Any]], dict[str
 def _hub_rows(ev: Any) -> tuple[list[dict[str, Any]], dict[str, list[str]], dict[str, Any]]:
     from huggingface_hub import constants
 
-    from builder.source import _reachable
+    from builder.runtime.loader import hub_reachable
 
     key = f"evaluation.dataset={ev.dataset}"
     hint = (
         "Point evaluation.dataset at a local .jsonl/.json/.csv/.parquet file with the task's fields "
         "(map other column names with evaluation.columns.<field>=<column>), or use evaluation=builtin."
     )
-    if constants.HF_HUB_OFFLINE or not _reachable(constants.ENDPOINT):
+    if constants.HF_HUB_OFFLINE or not hub_reachable(constants.ENDPOINT):
         raise SourceError(f"{key}: the Hugging Face Hub is unreachable from this machine. {hint}")
     import datasets
 
