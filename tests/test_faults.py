@@ -189,6 +189,57 @@ FAULT_CASES: list[tuple[str, Setup, int, list[str]]] = [
         ["no such folder"],
     ),
     (
+        "an evaluation dataset with no rows",
+        lambda m, t: (
+            (t / "empty.jsonl").write_text(""),
+            [
+                f"model.source={m[('bert', 'text-classification')]}",
+                "task=text-classification",
+                f"evaluation.dataset={t / 'empty.jsonl'}",
+            ],
+        )[-1],
+        2,
+        ["evaluation.dataset=", "the file is empty"],
+    ),  # fmt: skip
+    (
+        "a damaged rejected report",
+        lambda m, t, b: (
+            (t / ".rejected").mkdir(),
+            (t / ".rejected" / "x.json").write_text("{"),
+            ["report", str(t), str(b["text-classification"]), "--out", str(t / "r")],
+        )[-1],
+        0,
+        ["skipped", "x.json"],
+    ),  # fmt: skip
+    (
+        "a manifest that is a folder",
+        lambda m, t, b: (
+            (t / "bundle").mkdir(),
+            (t / "bundle" / "manifest.json").mkdir(),
+            ["verify", str(t / "bundle")],
+        )[-1],
+        2,
+        ["not a builder bundle"],
+    ),  # fmt: skip
+    (
+        "predict --batch-size 0",
+        lambda m, t, b: ["predict", str(b["text-classification"]), "--batch-size", "0"],
+        2,
+        ["--batch-size 0"],
+    ),  # fmt: skip
+    (
+        "push a folder that is not a bundle",
+        lambda m, t, b: ["push", str(t), "someone/x", "--dry-run"],
+        2,
+        ["not a builder bundle"],
+    ),  # fmt: skip
+    (
+        "info --json of a damaged metrics.json",
+        lambda m, t, b: ["info", "--json", str(_damaged_bundle(m, t, b))],
+        0,
+        ["metrics.json is unreadable"],
+    ),  # fmt: skip
+    (
         "unknown subcommand-like word",
         lambda m, t, b: ["verifyy", str(t)],
         2,
@@ -212,7 +263,7 @@ def test_fault(tiny_models: dict, bert_bundles: dict, tmp_path: Path, case: str,
         setup(tiny_models, tmp_path)
     )  # fmt: skip
     out = tmp_path / "out"
-    if args[0] not in ("info", "report", "predict", "verify", "cache", "verifyy"):
+    if args[0] not in ("info", "report", "predict", "verify", "cache", "verifyy", "push"):
         args = [*args, f"output_dir={out}"]
     proc = run_builder(*args, env={"HF_HUB_OFFLINE": "1"})
     text = proc.stdout + proc.stderr

@@ -244,6 +244,15 @@ PREDICT_CASES = [
     ("question-answering", b'{"question": "q"}', "question"),
     ("question-answering", b'{"question": "q", "context": "c", "top_k": "x"}', "top_k='x'"),
     ("question-answering", b'{"question": "", "context": "c"}', "cannot be empty"),
+    ("question-answering", b'{"question": "q", "context": "c", "max_answer_len": 0}', "max_answer_len=0"),
+    (
+        "question-answering",
+        b'{"question": "q", "context": "c", "handle_impossible_answer": 1}',
+        "true or false",
+    ),
+    ("text-classification", b'{"inputs": "a", "parameters": {"top_k": 0}}', "top_k=0"),
+    ("token-classification", b'{"inputs": ["a", 5]}', "a list holding int"),
+    ("feature-extraction", b'{"inputs": "a", "parameters": {"token_features": "no"}}', "token_features='no'"),
 ]
 GOOD_LINE = {
     "feature-extraction": b'"a good line"',
@@ -332,6 +341,16 @@ def _external(folder: Path, where: str) -> None:
     _rehash(folder)
 
 
+def _missing_external(folder: Path) -> None:
+    """The graph's weights moved to model.onnx_data, which is then deleted: the manifest no longer lists it."""
+    import onnx
+
+    model = onnx.load(str(folder / "model.onnx"))
+    onnx.save_model(model, str(folder / "model.onnx"), save_as_external_data=True, location="model.onnx_data")
+    (folder / "model.onnx_data").unlink()
+    _rehash(folder)
+
+
 TAMPER_CASES: list[tuple[str, Callable[[Path], Any], str]] = [
     # from the issue
     ("same-size edit of the graph", lambda f: _flip_byte(f / "model.onnx"), "model.onnx: changed"),
@@ -411,6 +430,22 @@ TAMPER_CASES: list[tuple[str, Callable[[Path], Any], str]] = [
         "config.json garbage, manifest rewritten",
         lambda f: ((f / "config.json").write_text("{"), _rehash(f)),
         "config.json: not valid JSON",
+    ),
+    (
+        "an empty file table",
+        lambda f: _manifest(f, lambda m: m.update(files={})),
+        "model.onnx: added (not in the manifest)",
+    ),
+    ("a file emptied", lambda f: (f / "model.onnx").write_bytes(b""), "model.onnx: changed"),
+    (
+        "a sha256 that is not hex",
+        lambda f: _manifest(f, lambda m: m["files"]["config.json"].update(sha256="zz")),
+        "config.json: changed",
+    ),
+    (
+        "external data named but not there, manifest rewritten",
+        lambda f: _missing_external(f),
+        "not in its manifest",
     ),
 ]
 
