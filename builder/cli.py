@@ -200,7 +200,8 @@ def _job(cfg: Any) -> None:
         validate(final)  # every config problem, before torch is even imported
         from builder.make.driver import build_bundle
 
-        path = build_bundle(final, overrides=overrides, choices=choices)
+        prefix = f"[job {HydraConfig.get().job.num}] " if sweeping else None
+        path = build_bundle(final, overrides=overrides, choices=choices, prefix=prefix)
     except Exception as e:  # a BuilderError is the user's to fix; anything else is a bug, reported as one
         if not isinstance(e, BuilderError):
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -232,7 +233,12 @@ def _job(cfg: Any) -> None:
             file=sys.stderr,
         )
         sys.exit(128 + signum)
-    print(summary(path))
+    text = summary(path)
+    print(
+        "\n".join(f"[job {HydraConfig.get().job.num}] {line}" for line in text.splitlines())
+        if sweeping
+        else text
+    )
     if sweeping:
         _job_result({"status": "published", "bundle": str(path)})
 

@@ -86,3 +86,32 @@ def test_an_interactive_line_is_answered_before_the_next_arrives(bert_bundles: d
 
 def run_builder_input(args: list[str], stdin: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(BUILDER), *args], input=stdin, capture_output=True, text=True, timeout=300)
+
+
+def _rendered(raw: str) -> list[str]:
+    """What a terminal shows: per line, the text after its last carriage return."""
+    return [line.split("\r")[-1] for line in raw.replace("\r\n", "\n").split("\n")]
+
+
+def test_stage_lines_survive_progress_bars_on_a_terminal(tiny_models: dict, tmp_path: Path) -> None:
+    import re
+    import shlex
+    import shutil
+
+    import pytest
+
+    if not shutil.which("script"):
+        pytest.skip("no script(1) for a pseudo-terminal")
+    model = tiny_models[("bert", "text-classification")]
+    command = shlex.join([str(BUILDER), f"model.source={model}", "task=text-classification", "benchmark=quick",
+                          "quantization=static", f"output_dir={tmp_path}", "cache_dir=null"])  # fmt: skip
+    proc = subprocess.run(
+        ["script", "-qec", f"stty cols 120 rows 40; {command}", "/dev/null"], capture_output=True, timeout=600
+    )  # fmt: skip  (bytes: text mode would turn every carriage return into a newline)
+    raw = proc.stdout.decode("utf-8", "replace")
+    assert proc.returncode == 0, raw[-3000:]
+    assert "%|" in raw  # progress bars were drawn (calibration, evaluation, benchmark)
+    shown = _rendered(raw)
+    stages = [line for line in shown if re.match(r"  \[\d/6\] ", line)]
+    assert len(stages) == 6 and all(re.fullmatch(r"  \[\d/6\] \w+ \.\.\. \d+\.\ds", s) for s in stages), shown
+    assert not [line for line in shown if re.fullmatch(r"\s*\d+\.\ds", line)], shown  # no bare times

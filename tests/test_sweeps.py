@@ -4,6 +4,7 @@ builds leave one intact bundle."""
 from __future__ import annotations
 
 import csv
+import re
 import subprocess
 from pathlib import Path
 
@@ -44,6 +45,17 @@ def test_four_job_sweep_exports_once_and_reports(
         f"output_dir={tmp_path}",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # Parallel jobs' lines: whole, each with its job's name in front.
+    stage_lines = [line for line in proc.stdout.splitlines() if "/6] " in line]
+    assert len(stage_lines) == 24 and all(
+        re.fullmatch(r"\[job \d\]   \[\d/6\] \w+ \.\.\. .+", x) for x in stage_lines
+    )
+    assert {line.split("]")[0] for line in proc.stdout.splitlines() if line.startswith("[job")} == {
+        "[job 0",
+        "[job 1",
+        "[job 2",
+        "[job 3",
+    }
     folders = bundles_in(tmp_path)
     assert len(folders) == 4
     exports = [statuses(f)["export"] for f in folders]

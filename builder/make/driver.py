@@ -5,6 +5,7 @@ behind."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,10 @@ def build_bundle(
     overrides: list[str] | tuple[str, ...] = (),
     choices: dict[str, Any] | None = None,
     quiet: bool = False,
+    prefix: str | None = None,
 ) -> Path:
-    """Build the bundle a composed config describes; return its folder. Raises builder.errors.BuilderError."""
+    """Build the bundle a composed config describes; return its folder. Raises builder.errors.BuilderError.
+    prefix: put in front of every line printed (a sweep job's name)."""
     config.validate(cfg)
     resolved = config.to_container(cfg)
     task = TASKS[cfg.task.name]
@@ -41,8 +44,8 @@ def build_bundle(
     name = writer.bundle_name(resolved, bid)
     root = Path(cfg.output_dir).expanduser()
     root.mkdir(parents=True, exist_ok=True)
-    say = (lambda *a, **k: None) if quiet else print
-    say(f"building {name}")
+    say = StageLines(quiet, prefix)
+    say.line(f"building {name}")
     workspace.remove_dead(root)  # what killed builds left here
     versions = writer.tool_versions()
     models = Models(src, task, options, cfg.model.trust_remote_code, cfg.model.source)
@@ -76,13 +79,13 @@ def build_bundle(
                 )
                 workspace.publish(work, root / name)
         except StageError as e:
-            say(" failed", flush=True)
+            say.end("failed")
             report = _reject(root, name, resolved, ctx.metrics, str(e))
             rejected = StageError(f"{e} What was measured: {report}")
             rejected.report = report  # type: ignore[attr-defined]
             raise rejected from e
         except BaseException:
-            say(" failed", flush=True)
+            say.end("failed")
             raise
         finally:
             if store is not None:
@@ -90,7 +93,37 @@ def build_bundle(
     return root / name
 
 
-def run_stages(ctx: BuildContext, store: StageCache | None, say: Any) -> dict[str, Any]:
+class StageLines:
+    """The `  [i/n] stage ... 1.2s` lines of a build. The line is started when the stage starts and ended with its
+    time. On a terminal it is written again when the stage ends, since a progress bar drawn on it meanwhile
+    leaves it blank; with a prefix (parallel sweep jobs) each line is written whole when its stage ends, so jobs'
+    lines never interleave mid-line."""
+
+    def __init__(self, quiet: bool = False, prefix: str | None = None):
+        self.quiet, self.prefix = quiet, prefix or ""
+        self.tty = sys.stdout.isatty()
+        self.open: str | None = None
+
+    def line(self, text: str) -> None:
+        if not self.quiet:
+            print(f"{self.prefix}{text}", flush=True)
+
+    def start(self, text: str) -> None:
+        self.open = text
+        if not self.quiet and not self.prefix:
+            print(text, end="", flush=True)
+
+    def end(self, result: str) -> None:
+        text, self.open = self.open, None
+        if self.quiet or text is None:
+            return
+        if self.prefix:
+            print(f"{self.prefix}{text} {result}", flush=True)
+        else:
+            print(f"\r{text} {result}" if self.tty else f" {result}", flush=True)
+
+
+def run_stages(ctx: BuildContext, store: StageCache | None, say: StageLines) -> dict[str, Any]:
     """Every stage in order. A stage with a cache config is reused from the stage cache when its key is there;
     one that needs the host alone runs under the host lock. Returns, per stage: built / reused / ran (not
     cacheable), its cache key, seconds, and its window (unix times)."""
@@ -98,7 +131,7 @@ def run_stages(ctx: BuildContext, store: StageCache | None, say: Any) -> dict[st
     parent = ctx.cache.source_key
     for i, stage in enumerate(stages.STAGES, 1):
         start, started_at = time.perf_counter(), time.time()
-        say(f"  [{i}/{len(stages.STAGES)}] {stage.name} ...", end="", flush=True)
+        say.start(f"  [{i}/{len(stages.STAGES)}] {stage.name} ...")
         ctx.cache.input_key = parent
         content = stage.cache_config(ctx) if store else None
         key = None if content is None else stage_key(stage.name, parent, content, ctx.cache.versions)
@@ -125,7 +158,7 @@ def run_stages(ctx: BuildContext, store: StageCache | None, say: Any) -> dict[st
             "seconds": seconds,
             "window": [started_at, time.time()],
         }
-        say(f" {seconds:.1f}s" + (" (reused)" if status == "reused" else ""), flush=True)
+        say.end(f"{seconds:.1f}s" + (" (reused)" if status == "reused" else ""))
     return timeline
 
 
