@@ -169,3 +169,25 @@ def test_the_card_names_no_local_path_carries_the_license_and_parses(
     other = builder.build(overrides=[f"model.source={source}", "quantization=none", "benchmark=none",
                                      "evaluation=none", f"output_dir={tmp_path / 'out'}"], quiet=True)  # fmt: skip
     assert other != folder and ModelCard.load(other / "README.md").data.to_dict()["license"] == "apache-2.0"
+
+
+@pytest.mark.slow
+def test_bundle_tokenizers_load_in_transformers_4(bert_bundles: dict, tmp_path: Path) -> None:
+    """The bundle's tokenizer files as transformers 4.57 reads them (its own virtualenv, no torch): the same ids
+    as the bundle's runtime tokenizer, for every encoder task's bundle."""
+    import builder
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", "transformers==4.57.*"], capture_output=True, text=True
+    )
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    text = "George Washington was born in Virginia; the café opened at 9."
+    for task in bert_bundles.known:
+        folder = bert_bundles[task]
+        expected = builder.load(folder).tokenizer.encode([text])[0].ids
+        code = f"from transformers import AutoTokenizer\nprint(AutoTokenizer.from_pretrained({str(folder)!r})({text!r})['input_ids'])"
+        proc = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True)
+        assert proc.returncode == 0, (task, proc.stderr[-2000:])
+        assert json.loads(proc.stdout.strip().splitlines()[-1]) == expected, task

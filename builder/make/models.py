@@ -138,6 +138,11 @@ def write_model_files(models: Models, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     # A fresh copy: a tokenizer in use keeps the padding/truncation of its last call in tokenizer.json.
     type(models.tokenizer()).from_pretrained(models.source.path).save_pretrained(folder)
+    config = folder / "tokenizer_config.json"
+    settings = json.loads(config.read_text(encoding="utf-8"))
+    if settings.get("tokenizer_class") == "TokenizersBackend":  # transformers 5's name; 4.x knows only the alias
+        settings["tokenizer_class"] = "PreTrainedTokenizerFast"
+        config.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     for name in ("config.json", "generation_config.json"):  # the generation config sets a decoder's defaults
         if (models.source.path / name).is_file():
             shutil.copyfile(models.source.path / name, folder / name)
