@@ -275,6 +275,13 @@ def test_the_report_ranks_by_speed_and_accuracy() -> None:
         "vnni": "fast-exact",
     }
 
+    # ties: equal on one axis and worse on the other is dominated; equal on both, neither dominates
+    ties = [row("a", "x", 10, 99), row("a-twin", "x", 10, 99), row("as-exact-slower", "x", 30, 99),
+            row("failed-with-numbers", "x", 1, 100, "failed")]  # fmt: skip
+    assert [r["name"] for r in pareto(ties)] == ["a", "a-twin"]
+    unmeasured = {**row("not-timed-here", "x", 0.5, 100), "measured": False}
+    assert best_per_hardware([unmeasured, *ties])["x"]["name"] == "a"  # the first of equals, measured only
+
 
 # ---------------------------------------------------------------------------------------------- host lock
 
