@@ -140,7 +140,8 @@ def write_model_files(models: Models, folder: Path) -> Path:
     type(models.tokenizer()).from_pretrained(models.source.path).save_pretrained(folder)
     config = folder / "tokenizer_config.json"
     settings = json.loads(config.read_text(encoding="utf-8"))
-    if settings.get("tokenizer_class") == "TokenizersBackend":  # transformers 5's name; 4.x knows only the alias
+    # transformers 5 names its fast tokenizer class TokenizersBackend; 4.x knows only the alias.
+    if settings.get("tokenizer_class") == "TokenizersBackend":
         settings["tokenizer_class"] = "PreTrainedTokenizerFast"
         config.write_text(json.dumps(settings, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     for name in ("config.json", "generation_config.json"):  # the generation config sets a decoder's defaults
