@@ -21,7 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / ".mutation"
-PYTEST = f"{sys.executable} -m pytest -x -q -p no:cacheprovider -m 'not slow'"
+# Its own temp root: pytest sessions started side by side delete each other's /tmp/pytest-of-<user> folders.
+PYTEST = f"{sys.executable} -m pytest -x -q -p no:cacheprovider -m 'not slow' --basetemp={OUT / 'tmp'}"
 
 # target: (module, the functions to mutate, the tests that guard them)
 TARGETS: dict[str, tuple[str, tuple[str, ...], str]] = {

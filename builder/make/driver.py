@@ -1,6 +1,6 @@
-"""build_bundle(): validate, resolve the source, run the stages, assemble the bundle in a staging folder, and
-publish it with a rename (builder/make/workspace.py). A failed or interrupted build leaves no bundle folder
-behind."""
+"""build_bundle(): validate, resolve the source, check the settings the model can refute, run the stages,
+assemble the bundle in the build's work folder, and publish it with a rename (builder/make/workspace.py). A
+failed or interrupted build leaves no bundle folder behind."""
 
 from __future__ import annotations
 
