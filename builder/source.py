@@ -70,9 +70,11 @@ def source_problems(cfg: Any) -> list[str]:
         return []
     if not (folder / "config.json").is_file():
         return [f"model.source={src}: {folder} has no config.json; is it a Hugging Face model folder?"]
+    from omegaconf import OmegaConf
+
     from builder.tasks import model_problems
 
-    return model_problems(folder, cfg.task.name, src)
+    return model_problems(folder, cfg.task.name, src, OmegaConf.to_container(cfg.task, resolve=True))
 
 
 def resolve(cfg: Any) -> Source:

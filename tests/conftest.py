@@ -41,6 +41,38 @@ def tiny_decoders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {arch: make_decoder(root, arch) for arch in DECODERS}
 
 
+@pytest.fixture(scope="session")
+def peer_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtualenv with the peers users load bundles with (Optimum, sentence-transformers, transformers 4.x, the
+    CPU torch they need), at the versions the model card names; onnxruntime at ours."""
+    import onnxruntime
+
+    from builder.make.peers import PEER_VERSIONS
+
+    venv = tmp_path_factory.mktemp("peer-venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    wanted = [f"{name}=={version}" for name, version in PEER_VERSIONS.items()]
+    for step in (["torch==2.13.0"], [*wanted, f"onnxruntime=={onnxruntime.__version__}"]):  # CPU torch first
+        proc = subprocess.run([*pip, *step], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return venv / "bin" / "python"
+
+
+def run_peer(python: Path, code: str, request: Any) -> Any:
+    """Run code in the peer virtualenv with `request` as JSON on stdin; its last stdout line, as JSON."""
+    proc = subprocess.run(
+        [str(python), "-c", code],
+        input=json.dumps(request),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def run_builder(
     *args: str, env: dict[str, str] | None = None, timeout: int = 600
 ) -> subprocess.CompletedProcess:

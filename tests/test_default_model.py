@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import bundles_in, read_json, run_builder
+from conftest import bundles_in, read_json, run_builder, run_peer
 
 
 @pytest.mark.slow
-def test_default_build_of_the_embedded_model(tmp_path: Path) -> None:
+def test_default_build_of_the_embedded_model(tmp_path: Path, peer_python: Path) -> None:
     proc = run_builder(f"output_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr
     (folder,) = bundles_in(tmp_path)
@@ -46,3 +46,17 @@ def test_default_build_of_the_embedded_model(tmp_path: Path) -> None:
         ["sentence_embedding"], {i.name: enc[i.name].astype(np.int64) for i in session.get_inputs()}
     )[0]
     assert (got * reference).sum(1).min() > 0.98
+
+    # sentence-transformers loads the bundle with the model's own limit (256 tokens) and pooling: the same
+    # embeddings as builder.load on texts past that limit.
+    from test_peers import SENTENCE_TRANSFORMERS
+
+    import builder
+
+    long = [" ".join([t] * 40) for t in texts]  # 282, 402 and 162 tokens
+    embed = builder.load(folder)
+    assert min(len(e.ids) for e in embed.tokenizer.encode(long[:2], max_length=10_000)) > 256
+    theirs = run_peer(peer_python, SENTENCE_TRANSFORMERS, {"folder": str(folder), "texts": long + texts})
+    assert theirs["max_seq_length"] == 256 == embed.runtime["max_length"]
+    ours = np.asarray(embed(long + texts))
+    assert ((ours * np.asarray(theirs["embeddings"])).sum(1) >= 0.9999).all()

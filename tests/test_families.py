@@ -5,14 +5,12 @@ test_build.py.)"""
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import FAMILIES, same
-from tiny_models import MAX_POSITIONS
+from tiny_models import MAX_POSITIONS, sentence_transformers_folder
 
 import builder
 
@@ -23,34 +21,6 @@ TEXTS = [
     " ".join(["A long text that goes past the model's maximum length."] * 30),
 ]
 POOLING = {"deberta-v2": "mean", "mpnet": "mean", "modernbert": "cls"}  # gte-modernbert pools CLS
-
-
-def sentence_transformers_folder(source: Path, folder: Path, pooling: str, max_seq_length: int) -> Path:
-    """The tiny model as a sentence-transformers checkpoint: Transformer, Pooling, Normalize (as all-mpnet-base-v2
-    and gte-modernbert-base ship), the pooling module in a folder that modules.json names."""
-    shutil.copytree(source, folder)
-    hidden = json.loads((source / "config.json").read_text())["hidden_size"]
-    modules = [
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
-    ]
-    (folder / "modules.json").write_text(json.dumps(modules))
-    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_seq_length}))
-    (folder / "pooling").mkdir()
-    (folder / "pooling" / "config.json").write_text(
-        json.dumps(
-            {
-                "word_embedding_dimension": hidden,
-                "pooling_mode_cls_token": pooling == "cls",
-                "pooling_mode_mean_tokens": pooling == "mean",
-                "pooling_mode_max_tokens": False,
-                "pooling_mode_mean_sqrt_len_tokens": False,
-            }
-        )
-    )
-    (folder / "2_Normalize").mkdir()
-    return folder
 
 
 @pytest.mark.parametrize("arch", FAMILIES)

@@ -59,6 +59,15 @@ def _big_tokenizer(m: dict, tmp: Path) -> list[str]:
     return [f"model.source={folder}", *QUICK]
 
 
+def _damaged_tokenizer(file: str, text: str) -> Setup:
+    def setup(m: dict, tmp: Path) -> list[str]:
+        folder = _copy(m[("bert", "feature-extraction")], tmp / "damaged-tokenizer")
+        (folder / file).write_text(text)
+        return [f"model.source={folder}", *QUICK]
+
+    return setup
+
+
 def _small_dataset(m: dict, tmp: Path) -> list[str]:
     data = tmp / "three.jsonl"
     data.write_text("".join(json.dumps({"text": t, "label": "positive"}) + "\n" for t in ("a", "b", "c")))
@@ -239,6 +248,18 @@ FAULT_CASES: list[tuple[str, Setup, int, list[str]]] = [
         0,
         ["metrics.json is unreadable"],
     ),  # fmt: skip
+    (
+        "tokenizer.json that is not JSON",
+        _damaged_tokenizer("tokenizer.json", "{garbage"),
+        2,
+        ["tokenizer.json is not a valid JSON file", "tokenizer.save_pretrained"],
+    ),
+    (
+        "tokenizer.json of no known tokenizer",
+        _damaged_tokenizer("tokenizer.json", '{"version": "1.0", "model": {"type": "Nope"}}'),
+        2,
+        ["its tokenizer cannot be loaded from", "tokenizer.save_pretrained"],
+    ),
     (
         "unknown subcommand-like word",
         lambda m, t, b: ["verifyy", str(t)],

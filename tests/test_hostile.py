@@ -68,6 +68,12 @@ CONFIG_CASES = [
     (["model.name=my{x}model"], ["quote the value"]),
     (["+model.colour=red"], ["model.colour"]),
     (["task.normalise=false"], ["task.normalize?"]),
+    # sentence-transformers modules the graph would not reproduce (pooling=auto follows the model's own)
+    (
+        ["model.source={st_dense}"],
+        ["modules.json", "sentence_transformers.models.Dense", "task.pooling=mean|cls|max"],
+    ),
+    (["model.source={st_lasttoken}"], ["pooling_mode_lasttoken", "task.pooling=mean|cls|max"]),
 ]
 
 
@@ -82,6 +88,21 @@ def sources(tiny_models: dict, tmp_path_factory: pytest.TempPathFactory) -> dict
     ):
         folder = root / name
         shutil.copytree(fe, folder, ignore=shutil.ignore_patterns(*drop))
+        broken[name] = str(folder)
+    for name, modules, modes in (
+        ("st_dense", ["Transformer", "Pooling", "Dense", "Normalize"], {"pooling_mode_mean_tokens": True}),
+        ("st_lasttoken", ["Transformer", "Pooling"], {"pooling_mode_lasttoken": True}),
+    ):
+        folder = root / name
+        shutil.copytree(fe, folder)
+        paths = {"Transformer": "", "Pooling": "1_Pooling"}
+        listed = [{"idx": i, "name": str(i), "path": paths.get(m, f"{i}_{m}"),
+                   "type": f"sentence_transformers.models.{m}"} for i, m in enumerate(modules)]  # fmt: skip
+        (folder / "modules.json").write_text(json.dumps(listed))
+        (folder / "1_Pooling").mkdir()
+        (folder / "1_Pooling" / "config.json").write_text(
+            json.dumps({"word_embedding_dimension": 32, **modes})
+        )
         broken[name] = str(folder)
     (root / "bad_config").mkdir()
     (root / "bad_config" / "config.json").write_text("{not json")

@@ -200,6 +200,7 @@ def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str,
         f'pipeline = builder.load("{name}")  # verifies every file first',
         "```",
         "",
+        *_peer_lines(config["task"]["name"], name),
         "Or with ONNX Runtime alone: "
         + ", ".join(
             f"`{g['file']}` ({role}: {', '.join(g['inputs'])} -> {', '.join(g['outputs'])})"
@@ -212,6 +213,14 @@ def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str,
         "",
     ]
     return "\n".join(lines)
+
+
+def _peer_lines(task: str, name: str) -> list[str]:
+    from builder.make.peers import usage_lines
+    from builder.tasks import TASKS
+
+    lines = usage_lines(task, TASKS[task].optimum_class, name)
+    return [*lines, ""] if lines else []
 
 
 def fidelity_rows(outputs: dict[str, Any]) -> dict[str, Any]:

@@ -42,7 +42,13 @@ class Models:
         if self._tokenizer is None:
             from transformers import AutoTokenizer
 
-            tok = AutoTokenizer.from_pretrained(self.source.path, trust_remote_code=self.trust_remote_code)
+            try:
+                tok = AutoTokenizer.from_pretrained(self.source.path, trust_remote_code=self.trust_remote_code)
+            except Exception as e:
+                raise StageError(
+                    f"model.source={self.what}: {_tokenizer_problem(self.source.path, e)}. Save the model's "
+                    "tokenizer there again (tokenizer.save_pretrained(FOLDER))"
+                ) from e
             if not getattr(tok, "is_fast", False):
                 raise StageError(
                     f"model.source={self.what}: the tokenizer has no fast (tokenizer.json) version; bundles need "
@@ -130,8 +136,24 @@ class Models:
         }
 
 
+TOKENIZER_JSON = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+
+
+def _tokenizer_problem(folder: Path, error: Exception) -> str:
+    """Which tokenizer file is damaged, when one is not JSON; else what transformers said."""
+    for name in TOKENIZER_JSON:
+        try:
+            json.loads((folder / name).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as bad:
+            return f"{folder / name} is not a valid JSON file ({bad})"
+    return f"its tokenizer cannot be loaded from {folder} ({type(error).__name__}: {error})"
+
+
 def write_model_files(models: Models, folder: Path) -> Path:
-    """The bundle's files besides the graphs: tokenizer files and config.json. Stages that run the built graphs
+    """The bundle's files besides the graphs: tokenizer files, config.json and the task's companion files
+    (sentence-transformers' for embeddings). Stages that run the built graphs
     through the runtime read them, and the bundle is assembled from them."""
     import shutil
 
@@ -147,6 +169,10 @@ def write_model_files(models: Models, folder: Path) -> Path:
     for name in ("config.json", "generation_config.json"):  # the generation config sets a decoder's defaults
         if (models.source.path / name).is_file():
             shutil.copyfile(models.source.path / name, folder / name)
+    options = models.task.runtime_options(models.options, models.source.path)
+    for rel, content in models.task.companion_files(models.facts, options).items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return folder
 
 

@@ -104,8 +104,9 @@ def assemble(
         else:
             for part in onnx_files(source):
                 shutil.copyfile(part, folder / part.name.replace(source.name, graph.file, 1))
-    for item in ctx.model_files.iterdir():
-        shutil.copyfile(item, folder / item.name)
+    for item in sorted(ctx.model_files.rglob("*")):
+        target = folder / item.relative_to(ctx.model_files)
+        target.mkdir(exist_ok=True) if item.is_dir() else shutil.copyfile(item, target)
     metrics = ctx.metrics
     fp32 = metrics["export"]["size_bytes"]
     size = sum(onnx_size(folder / g.file) for g in ctx.models.graphs)

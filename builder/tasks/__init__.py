@@ -4,6 +4,7 @@ tests' tiny models read it. A task is one module here (its build side) and one i
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from builder.tasks import (
     feature_extraction,
@@ -35,8 +36,9 @@ def tasks_of(model_type: str) -> tuple[str, ...]:
     return tuple(name for name, task in TASKS.items() if task.head in heads)
 
 
-def model_problems(folder: Path, task: str, source: str) -> list[str]:
-    """What a model folder lacks for a task: a known architecture, the task's head, what the task needs."""
+def model_problems(folder: Path, task: str, source: str, options: dict[str, Any]) -> list[str]:
+    """What a model folder lacks for a task: a known architecture, the task's head, what the task needs;
+    `options` are the task.* settings as given."""
     try:
         config = read_config(folder)
     except (OSError, ValueError) as e:
@@ -53,7 +55,7 @@ def model_problems(folder: Path, task: str, source: str) -> list[str]:
         return [
             f"task={task}: not available for {model_type!r} (available: {', '.join(tasks_of(model_type))})"
         ]
-    return _file_problems(folder, source) + TASKS[task].model_problems(config, source)
+    return _file_problems(folder, source) + TASKS[task].model_problems(config, source, folder, options)
 
 
 # A fast tokenizer is made from one of these (tokenizer.json as is; the others converted by transformers).

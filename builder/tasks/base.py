@@ -90,6 +90,8 @@ class Task:
     summary: ClassVar[str]  # one line for `builder tasks`
     head: ClassVar[str]  # transformers Auto class that loads the model with this task's head
     pipeline: ClassVar[str]  # runtime pipeline (builder.runtime.pipelines.PIPELINES)
+    # Optimum's class that loads the bundle into a transformers pipeline of the same name (tests/test_peers.py)
+    optimum_class: ClassVar[str | None] = None
     # The outputs of the single graph `model`; a task of several graphs overrides graphs().
     outputs: ClassVar[tuple[Output, ...]]
     # Built-in inputs are single texts (None) or pairs truncated with this strategy ("only_first"/"only_second").
@@ -110,8 +112,11 @@ class Task:
         """Values of task.* settings that are not allowed (types are checked by the schema)."""
         return []
 
-    def model_problems(self, model_config: dict[str, Any], source: str) -> list[str]:
-        """What this model lacks for the task (checked with the config, before any work)."""
+    def model_problems(
+        self, model_config: dict[str, Any], source: str, folder: Path, options: dict[str, Any]
+    ) -> list[str]:
+        """What this model lacks for the task (checked with the config, before any work); `options` are the
+        task.* settings as given."""
         return []
 
     # ------------------------------------------------------------------------------------------- graphs
@@ -127,6 +132,11 @@ class Task:
     def runtime_options(self, options: dict[str, Any], folder: Path) -> dict[str, Any]:
         """What the runtime pipeline reads from the manifest (runtime.options)."""
         return dict(options)
+
+    def companion_files(self, facts: ModelFacts, options: dict[str, Any]) -> dict[str, Any]:
+        """JSON files (path in the bundle -> content) that let other libraries load the bundle the way they load
+        the source model; `options` are the runtime options (resolved)."""
+        return {}
 
     def forward(self, outputs: Any, inputs: dict[str, Any], options: dict[str, Any], graph: Graph) -> tuple:
         """The graph's outputs from the transformers model's outputs (PyTorch tensors); `options` are the

@@ -8,9 +8,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from builder.tasks.base import Graph, Output, Task
+from builder.tasks.base import Graph, ModelFacts, Output, Task
 
 POOLING_MODES = ("auto", "mean", "cls", "max")
+# sentence-transformers modules the graph reproduces; any other (Dense, a second Pooling...) changes the embedding.
+ST_MODULES = ("Transformer", "Pooling", "Normalize")
+ST_POOLING = {
+    "mean": "pooling_mode_mean_tokens",
+    "cls": "pooling_mode_cls_token",
+    "max": "pooling_mode_max_tokens",
+}
+ST_OTHER_POOLING = (
+    "pooling_mode_mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens",
+    "pooling_mode_lasttoken",
+)
 
 
 @dataclass
@@ -26,6 +38,7 @@ class FeatureExtraction(Task):
     summary = "sentence embeddings (pooled, normalized) and token features"
     head = "AutoModel"
     pipeline = "feature-extraction"
+    optimum_class = "ORTModelForFeatureExtraction"
     outputs = (Output("last_hidden_state", per_token=True), Output("sentence_embedding", per_token=False))
     fields = {"sentence1": "text", "sentence2": "text", "score": "number"}
     metric = "similarity"
@@ -36,6 +49,31 @@ class FeatureExtraction(Task):
         if options["pooling"] not in POOLING_MODES:
             return [f"task.pooling={options['pooling']!r} is not one of: {', '.join(POOLING_MODES)}"]
         return []
+
+    def model_problems(
+        self, model_config: dict[str, Any], source: str, folder: Path, options: dict[str, Any]
+    ) -> list[str]:
+        """pooling=auto promises the embedding sentence-transformers computes from the source: refuse what the
+        graph would silently compute differently."""
+        if options.get("pooling") != "auto":
+            return []
+        problems = []
+        modules = _read_json(folder / "modules.json") or []
+        others = [str(m.get("type", "?")) for m in modules if _module_kind(m) not in ST_MODULES]
+        if others:
+            problems.append(
+                f"model.source={source}: its sentence-transformers modules.json has module(s) builder does not "
+                f"build ({', '.join(others)}): the bundle's embedding would differ from the model's. Set "
+                "task.pooling=mean|cls|max to build the transformer and that pooling alone"
+            )
+        modes = _read_json(folder / _pooling_folder(folder) / "config.json") or {}
+        unsupported = [k for k in ST_OTHER_POOLING if modes.get(k)]
+        if unsupported:
+            problems.append(
+                f"model.source={source}: its pooling config sets {', '.join(unsupported)}, which builder does not "
+                "build (it builds mean, cls and max pooling). Set task.pooling=mean|cls|max to choose one"
+            )
+        return problems
 
     def max_length(self, folder: Path, model_limit: int) -> int:
         config = folder / "sentence_bert_config.json"  # sentence-transformers' own limit
@@ -49,6 +87,43 @@ class FeatureExtraction(Task):
             "pooling": resolve_pooling(options["pooling"], folder),
             "normalize": bool(options["normalize"]),
         }
+
+    def companion_files(self, facts: ModelFacts, options: dict[str, Any]) -> dict[str, Any]:
+        """sentence-transformers' files (`SentenceTransformer(bundle, backend="onnx")` runs model.onnx's
+        last_hidden_state through them): the bundle's own length limit, pooling and normalization, so both
+        libraries compute the same embedding."""
+        c = facts.config
+        width = c.get("hidden_size") or c.get("dim") or c.get("d_model")
+        modules = [
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        ]
+        if options["normalize"]:
+            modules.append(
+                {
+                    "idx": 2,
+                    "name": "2",
+                    "path": "2_Normalize",
+                    "type": "sentence_transformers.models.Normalize",
+                }
+            )
+        source_config = _read_json(facts.folder / "sentence_bert_config.json") or {}
+        files = {
+            "modules.json": modules,
+            "sentence_bert_config.json": {
+                "max_seq_length": facts.max_length,
+                "do_lower_case": bool(source_config.get("do_lower_case", False)),
+            },
+            "1_Pooling/config.json": {
+                "word_embedding_dimension": width,
+                **{key: options["pooling"] == mode for mode, key in ST_POOLING.items()},
+                **dict.fromkeys(ST_OTHER_POOLING, False),
+            },
+        }
+        prompts = _read_json(facts.folder / "config_sentence_transformers.json")
+        if prompts is not None:  # prompts and the similarity function, as the model ships them
+            files["config_sentence_transformers.json"] = prompts
+        return files
 
     def forward(self, outputs: Any, inputs: dict[str, Any], options: dict[str, Any], graph: Graph) -> tuple:
         import torch
@@ -88,20 +163,28 @@ def resolve_pooling(pooling: str, folder: Path) -> str:
     """`auto` follows the sentence-transformers Pooling module (located through modules.json); mean otherwise."""
     if pooling != "auto":
         return pooling
-    where = "1_Pooling"
-    modules = folder / "modules.json"
-    if modules.is_file():
-        for module in json.loads(modules.read_text(encoding="utf-8")):
-            if str(module.get("type", "")).endswith("Pooling"):
-                where = module.get("path") or where
-    config = folder / where / "config.json"
-    if config.is_file():
-        modes = json.loads(config.read_text(encoding="utf-8"))
-        if modes.get("pooling_mode_cls_token"):
-            return "cls"
-        if modes.get("pooling_mode_max_tokens"):
-            return "max"
+    modes = _read_json(folder / _pooling_folder(folder) / "config.json") or {}
+    if modes.get("pooling_mode_cls_token"):
+        return "cls"
+    if modes.get("pooling_mode_max_tokens"):
+        return "max"
     return "mean"
+
+
+def _pooling_folder(folder: Path) -> str:
+    for module in _read_json(folder / "modules.json") or []:
+        if _module_kind(module) == "Pooling":
+            return str(module.get("path") or "1_Pooling")
+    return "1_Pooling"
+
+
+def _module_kind(module: Any) -> str:
+    """'Pooling' for sentence_transformers.models.Pooling (and the class paths later versions write)."""
+    return str(module.get("type", "")).rsplit(".", 1)[-1] if isinstance(module, dict) else "?"
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 TASK = FeatureExtraction()

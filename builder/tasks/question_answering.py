@@ -13,6 +13,7 @@ class QuestionAnswering(Task):
     summary = "extractive answers to questions about a context (SQuAD v2, unanswerable questions included)"
     head = "AutoModelForQuestionAnswering"
     pipeline = "question-answering"
+    optimum_class = "ORTModelForQuestionAnswering"
     outputs = (Output("start_logits", per_token=True), Output("end_logits", per_token=True))
     pair_truncation = "only_second"
     fields = {"question": "text", "context": "text", "answers": "answers"}

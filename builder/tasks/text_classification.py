@@ -12,6 +12,7 @@ class TextClassification(Task):
     summary = "sequence classification of a text or a text pair (sentiment, topics, NLI)"
     head = "AutoModelForSequenceClassification"
     pipeline = "text-classification"
+    optimum_class = "ORTModelForSequenceClassification"
     outputs = (Output("logits", per_token=False, logits=True),)
     fields = {"text": "text", "label": "label"}
     optional_fields = {"text_pair": "text"}

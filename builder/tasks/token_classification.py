@@ -12,6 +12,7 @@ class TokenClassification(Task):
     summary = "per-token labels (named entities, part-of-speech tags)"
     head = "AutoModelForTokenClassification"
     pipeline = "token-classification"
+    optimum_class = "ORTModelForTokenClassification"
     outputs = (Output("logits", per_token=True, logits=True),)
     fields = {"tokens": "words", "tags": "tags"}
     metric = "entity_f1"

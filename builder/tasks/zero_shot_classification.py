@@ -4,6 +4,7 @@ hypothesis per candidate label ("This example is {label}."); the entailment logi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from builder.runtime.pipelines.zero_shot_classification import entailment_id
@@ -25,6 +26,7 @@ class ZeroShotClassification(Task):
     summary = "classification into labels chosen at call time, with an NLI model"
     head = "AutoModelForSequenceClassification"
     pipeline = "zero-shot-classification"
+    optimum_class = "ORTModelForSequenceClassification"
     outputs = (Output("logits", per_token=False, logits=True),)
     pair_truncation = "only_first"  # the sequence is cut, never the hypothesis
     fields = {"text": "text", "candidate_labels": "labels", "label": "label"}
@@ -41,7 +43,9 @@ class ZeroShotClassification(Task):
             ]
         return []
 
-    def model_problems(self, model_config: dict[str, Any], source: str) -> list[str]:
+    def model_problems(
+        self, model_config: dict[str, Any], source: str, folder: Path, options: dict[str, Any]
+    ) -> list[str]:
         labels = model_config.get("label2id") or {}
         if entailment_id(labels) == -1:
             return [
