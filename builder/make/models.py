@@ -43,7 +43,9 @@ class Models:
             from transformers import AutoTokenizer
 
             try:
-                tok = AutoTokenizer.from_pretrained(self.source.path, trust_remote_code=self.trust_remote_code)
+                tok = AutoTokenizer.from_pretrained(
+                    self.source.path, trust_remote_code=self.trust_remote_code
+                )
             except Exception as e:
                 raise StageError(
                     f"model.source={self.what}: {_tokenizer_problem(self.source.path, e)}. Save the model's "
