@@ -706,7 +706,9 @@ def _info(path: Path, as_json: bool) -> int:
         f"optimization  {rt.get('optimization')}",
         f"quantization  {q.get('method')}"
         + (
-            f" (weights {q.get('weight_type')}, per-channel {q.get('per_channel')})"
+            f" (blocks of {q.get('block_size')}, accuracy level {q.get('accuracy_level')})"
+            if q.get("method") == "int4"
+            else f" (weights {q.get('weight_type')}, per-channel {q.get('per_channel')})"
             if q.get("method") != "none"
             else ""
         ),

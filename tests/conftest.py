@@ -139,7 +139,7 @@ class RecordingSession:
         return getattr(self.session, name)
 
 
-class _Lazy(dict):
+class Lazy(dict):
     """A dict whose values are made on first access."""
 
     def __init__(self, make: Any, keys: tuple[str, ...]):
@@ -166,6 +166,6 @@ def bert_bundles(tiny_models: dict, tmp_path_factory: pytest.TempPathFactory) ->
                      "evaluation=none", "benchmark=none", f"output_dir={out}"]  # fmt: skip
         return builder.build(overrides=overrides, quiet=True)
 
-    return _Lazy(
+    return Lazy(
         make, ("feature-extraction", "text-classification", "token-classification", "question-answering")
     )

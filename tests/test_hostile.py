@@ -68,6 +68,27 @@ CONFIG_CASES = [
     (["model.name=my{x}model"], ["quote the value"]),
     (["+model.colour=red"], ["model.colour"]),
     (["task.normalise=false"], ["task.normalize?"]),
+    (
+        ["quantization=int4", "quantization.int4.block_size=48"],
+        ["quantization.int4.block_size=48", "power of two"],
+    ),
+    (
+        ["quantization=int4", "quantization.int4.block_size=8"],
+        ["quantization.int4.block_size=8", "16 to 256"],
+    ),
+    (
+        ["quantization=int4", "quantization.int4.accuracy_level=7"],
+        ["quantization.int4.accuracy_level=7", "(int8)"],
+    ),
+    (["quantization=int4", "quantization.op_types=[Attention]"], ["with quantization=int4", "not Attention"]),
+    (
+        ["quantization=int4", "quantization.op_types=[MatMul,Gather]"],
+        ["export.opset=17", "Add export.opset=21"],
+    ),
+    (
+        ["quantization=int4", "optimization=O4", "hardware=cuda"],
+        ["(fp16) with quantization=int4", "pick one"],
+    ),
     # sentence-transformers modules the graph would not reproduce (pooling=auto follows the model's own)
     (
         ["model.source={st_dense}"],

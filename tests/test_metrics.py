@@ -12,6 +12,7 @@ from builder.metrics.functions import (
     entities,
     entity_f1,
     normalize_answer,
+    perplexity,
     rank,
     similarity_correlation,
     squad_v2,
@@ -51,6 +52,20 @@ def test_accuracy_and_macro_f1() -> None:
     assert out["macro_f1"] == pytest.approx((0.5 + 0.8 + 0.0) / 3)
 
 
+def test_accuracy_compares_labels_by_value() -> None:
+    """Labels equal in value but distinct objects (read from different files) are the same label; predictions
+    and references of different lengths are refused, not silently cut."""
+
+    def label(text: str) -> str:  # a new string object each call
+        return "".join(list(text))
+
+    out = accuracy_macro_f1([label("pos"), label("pos")], ["neg", label("pos")])
+    assert out["accuracy"] == 0.5  # pos: tp 1, fp 1 -> F1 2/3; neg: never predicted -> 0
+    assert out["macro_f1"] == pytest.approx((2 / 3 + 0) / 2)
+    with pytest.raises(ValueError):
+        accuracy_macro_f1(["pos", "neg"], ["pos"])
+
+
 def test_entities_follow_seqeval_lenient_rules() -> None:
     assert entities([["B-PER", "I-PER", "O", "B-LOC"]]) == {("PER", 0, 1), ("LOC", 3, 3)}
     assert entities([["I-PER", "I-PER", "O"]]) == {("PER", 0, 1)}  # I- after O starts an entity
@@ -68,8 +83,22 @@ def test_entity_f1() -> None:
     assert out["LOC_f1"] == 0.0 and out["ORG_f1"] == pytest.approx(2 * 0.5 * 1 / 1.5)
 
 
+def test_no_predicted_entities_has_zero_precision() -> None:
+    out = entity_f1([["O", "O"]], [["B-PER", "O"]])
+    assert (out["precision"], out["recall"], out["f1"]) == (0.0, 0.0, 0.0)
+
+
+def test_perplexity_is_the_exponent_of_the_mean_token_nll() -> None:
+    out = perplexity([3.0, 1.5], [2, 1])  # 4.5 nats over 3 tokens
+    assert out["nll_per_token"] == pytest.approx(1.5) and out["tokens"] == 3.0
+    assert out["perplexity"] == pytest.approx(math.exp(1.5))
+    assert math.isnan(perplexity([], [])["perplexity"])
+
+
 def test_ranks_and_correlations() -> None:
     assert list(rank([10, 20, 20, 5])) == [2, 3.5, 3.5, 1]
+    assert list(rank([7, 7, 7])) == [2, 2, 2]  # all tied
+    assert list(rank([3, 1, 2])) == [3, 1, 2]
     out = similarity_correlation([0.1, 0.4, 0.35, 0.8], [1.0, 3.0, 2.0, 5.0])
     assert out["spearman"] == pytest.approx(1.0)
     x, y = [0.1, 0.4, 0.35, 0.8], [1.0, 3.0, 2.0, 5.0]

@@ -47,6 +47,8 @@ class QuantizationPreset:
     weight_type: str = "int8"
     per_channel: bool = True
     reduce_range: bool = False
+    # int4 MatMulNBits: what it computes in (0 as the input type, 1 fp32, 2 fp16, 3 bf16, 4 int8)
+    int4_accuracy_level: int = 4
 
 
 @dataclass
@@ -90,12 +92,22 @@ class CalibrationConfig:
 
 
 @dataclass
+class Int4Config:
+    """int4 weight-only quantization (MatMulNBits): each weight in blocks along its input axis."""
+
+    block_size: int = 32  # weights per scale: a power of two, 16 to 256
+    symmetric: bool = True  # no zero points
+    accuracy_level: int | None = None  # null = the hardware profile's int4_accuracy_level
+
+
+@dataclass
 class QuantizationConfig:
     method: str = MISSING
     op_types: list[str] = field(default_factory=lambda: ["MatMul", "Attention"])
     exclude_op_types: list[str] = field(default_factory=list)
     exclude_nodes: list[str] = field(default_factory=list)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    int4: Int4Config = field(default_factory=Int4Config)
     # null = take the hardware profile's preset
     activation_type: str | None = None
     weight_type: str | None = None

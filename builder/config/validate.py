@@ -17,7 +17,9 @@ from builder.errors import ConfigError
 from builder.tasks import TASKS
 
 OPTIMIZATION_LEVELS = ("none", "O1", "O2", "O3", "O4")
-QUANTIZATION_METHODS = ("none", "dynamic", "static")
+QUANTIZATION_METHODS = ("none", "dynamic", "static", "int4")
+INT4_OP_TYPES = ("MatMul", "Gather")  # MatMulNBits, GatherBlockQuantized
+INT4_ACCURACY_LEVELS = (0, 1, 2, 3, 4)
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 DEVICES = ("cpu", "cuda")
 INT8_TYPES = ("int8", "uint8")
@@ -74,6 +76,7 @@ def _value_problems(cfg: DictConfig) -> list[str]:
         _choice(p, f"hardware.quantization.{key}", cfg.hardware.quantization[key], INT8_TYPES)
         if cfg.quantization[key] is not None:
             _choice(p, f"quantization.{key}", cfg.quantization[key], INT8_TYPES)
+    p += _int4_problems(cfg)
     cal = cfg.quantization.calibration
     _choice(p, "quantization.calibration.method", cal.method, CALIBRATION_METHODS)
     if cal.n < 1 or cal.batch_size < 1 or cal.chunk_batches < 1:
@@ -132,6 +135,36 @@ def _value_problems(cfg: DictConfig) -> list[str]:
         )
     if f.greedy_tokens < 1:
         p.append(f"fidelity.greedy_tokens={f.greedy_tokens}: give a positive number of tokens")
+    return p
+
+
+def _int4_problems(cfg: DictConfig) -> list[str]:
+    p: list[str] = []
+    q, preset = cfg.quantization, cfg.hardware.quantization
+    for key, level in (
+        ("hardware.quantization.int4_accuracy_level", preset.int4_accuracy_level),
+        ("quantization.int4.accuracy_level", q.int4.accuracy_level),
+    ):
+        if level is not None and level not in INT4_ACCURACY_LEVELS:
+            p.append(f"{key}={level}: 0 (the input's type), 1 (fp32), 2 (fp16), 3 (bf16) or 4 (int8)")
+    size = q.int4.block_size
+    if size < 16 or size > 256 or size & (size - 1):
+        p.append(
+            f"quantization.int4.block_size={size}: MatMulNBits takes a power of two from 16 to 256 (e.g. 32)"
+        )
+    if q.method == "int4":
+        wrong = [op for op in q.op_types if op not in INT4_OP_TYPES]
+        if wrong:
+            p.append(
+                f"quantization.op_types={list(q.op_types)} with quantization=int4: int4 weight-only quantization "
+                f"takes {' and '.join(INT4_OP_TYPES)} (not {', '.join(wrong)})"
+            )
+        if "Gather" in q.op_types and "Gather" not in q.exclude_op_types and cfg.export.opset < 21:
+            p.append(
+                f"quantization.op_types with Gather and export.opset={cfg.export.opset}: int4 embedding tables "
+                "(GatherBlockQuantized) need int4 tensors, which start at opset 21. Add export.opset=21, or "
+                "leave Gather out"
+            )
     return p
 
 

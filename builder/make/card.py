@@ -264,6 +264,13 @@ def _quant_text(metrics: dict[str, Any]) -> str:
     q = metrics.get("quantize", {})
     if q.get("method", "none") == "none":
         return "none (fp16)" if metrics.get("optimize", {}).get("fp16") else "none (fp32)"
+    if q["method"] == "int4":
+        kept = q.get("float_nodes") or []
+        return (
+            f"int4 weight-only (MatMulNBits): blocks of {q['block_size']}, "
+            f"{'symmetric' if q['symmetric'] else 'with zero points'}, accuracy level {q['accuracy_level']}, "
+            f"ops {', '.join(q['op_types'])}" + (f"; kept in float: {', '.join(kept)}" if kept else "")
+        )
     return (
         f"{q['method']} int8: weights {q['weight_type']}, activations {q['activation_type']}, "
         f"per-channel {q['per_channel']}, reduce-range {q['reduce_range']}, ops {', '.join(q['op_types'])}"

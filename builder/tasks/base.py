@@ -104,7 +104,7 @@ class Task:
     higher_is_better: ClassVar[bool] = True  # of the gated metric (perplexity: lower)
     # task.* settings beyond `name`: a dataclass, registered as this task's config schema.
     Options: ClassVar[type] = NoOptions
-    quantization_methods: ClassVar[tuple[str, ...]] = ("none", "dynamic", "static")
+    quantization_methods: ClassVar[tuple[str, ...]] = ("none", "dynamic", "static", "int4")
 
     # ------------------------------------------------------------------------------------------ checks
 

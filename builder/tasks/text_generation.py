@@ -50,7 +50,7 @@ class TextGeneration(Task):
     metric = "perplexity"
     gate_metric = "perplexity"
     higher_is_better = False
-    quantization_methods = ("none", "dynamic")  # static QDQ calibration of a cache graph is not built
+    quantization_methods = ("none", "dynamic", "int4")  # static QDQ calibration of a cache graph is not built
 
     def graphs(self, config: dict[str, Any]) -> tuple[Graph, ...]:
         layers = cache_layout(config)["num_layers"]

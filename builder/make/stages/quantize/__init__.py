@@ -1,6 +1,6 @@
-"""quantize: int8 with the hardware profile's preset, on each fused graph: dynamic (QOperator, IntegerOps;
+"""quantize: on each fused graph, int8 with the hardware profile's preset, dynamic (QOperator, IntegerOps;
 activations quantized at run time; dynamic.py) or static (QDQ; activation ranges from calibration data;
-static.py)."""
+static.py), or int4 weight-only (MatMulNBits; int4.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import onnx
 from builder.config import quantization_settings
 from builder.make.context import BuildContext
 from builder.make.files import save_onnx
+from builder.make.stages.quantize.gemm import gemm_as_matmul
 
 QUANTIZED_OPS = (
     "MatMulInteger",
@@ -21,6 +22,7 @@ QUANTIZED_OPS = (
     "QAttention",
     "MatMulIntegerToFloat",
     "GatherBlockQuantized",
+    "MatMulNBits",
 )
 
 
@@ -44,14 +46,26 @@ def run(ctx: BuildContext) -> dict[str, Any]:
         return {"method": "none", "skipped": True}
     folder = ctx.stage_dir("quantize")
     calibrations: dict[str, Any] = {}
+    kept: dict[str, list[str]] = {}
     quantized = 0
+    gemms = 0
     for graph in ctx.models.graphs:
         out = folder / f"{graph.role}.quantized.onnx"
+        if chosen["method"] in ("dynamic", "int4") and "MatMul" in chosen["op_types"]:
+            model = onnx.load(str(ctx.graphs[graph.role]))
+            rewritten = gemm_as_matmul(model)
+            if rewritten:  # GPT-2's Conv1D layers: quantizable once they are MatMuls
+                gemms += rewritten
+                ctx.graphs[graph.role] = save_onnx(model, folder / f"{graph.role}.matmul.onnx")
         with _quiet_root_logger():  # the quantizer logs "please consider pre-processing" on the root logger
             if chosen["method"] == "static":
                 from builder.make.stages.quantize.static import quantize_static
 
                 calibrations[graph.role] = quantize_static(ctx, graph, chosen, out)
+            elif chosen["method"] == "int4":
+                from builder.make.stages.quantize.int4 import quantize_int4
+
+                kept[graph.role] = quantize_int4(ctx.graphs[graph.role], chosen, out)
             else:
                 from builder.make.stages.quantize.dynamic import quantize_dynamic
 
@@ -59,7 +73,11 @@ def run(ctx: BuildContext) -> dict[str, Any]:
         model = onnx.load(str(out))
         ctx.graphs[graph.role] = save_onnx(model, folder / graph.file)
         quantized += sum(n.op_type in QUANTIZED_OPS for n in model.graph.node)
-    record = {"quantized_nodes": quantized}
+    record: dict[str, Any] = {"quantized_nodes": quantized}
+    if gemms:
+        record["gemm_as_matmul"] = gemms
+    if kept:
+        record["float_nodes"] = kept["model"] if list(kept) == ["model"] else kept
     if calibrations:  # one graph: its calibration record; several: by role
         record["calibration"] = calibrations["model"] if list(calibrations) == ["model"] else calibrations
     return chosen | record
