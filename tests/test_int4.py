@@ -53,19 +53,24 @@ def test_every_weight_of_a_decoder_is_int4(int4_decoders: dict, arch: str) -> No
     blocks = [n for n in nodes if n.op_type == "MatMulNBits"]
     metrics = read_json(folder / "metrics.json")
     q = metrics["quantize"]
-    assert len(blocks) == q["quantized_nodes"] > 0
+    assert len(blocks) + sum(n.op_type == "GatherBlockQuantized" for n in nodes) == q["quantized_nodes"]
+    assert blocks
     for node in blocks:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         assert (attrs["bits"], attrs["block_size"], attrs["accuracy_level"]) == (4, 32, 4)
         assert len(node.input) < 4 or not node.input[3]  # symmetric: no zero points
-    assert metrics["size"]["ratio_to_fp32"] < 0.6
+    assert metrics["size"]["ratio_to_fp32"] < 0.45  # scales and the small dims of tiny models: ~0.36
     # Measured, gated on top-1 agreement (the tiny decoders keep ~0.9) and recorded in the card.
     fidelity, ev = metrics["fidelity"], metrics["evaluation"]
     assert fidelity["passed"] and fidelity["outputs"]["logits"]["argmax_agreement"] >= 0.8
     assert 0 <= fidelity["generation"]["greedy_match"] <= 1
     assert ev["metric"] == "perplexity" and 95 < ev["retention_percent"] < 110
     card = (folder / "README.md").read_text()
-    assert "int4 weight-only (MatMulNBits): blocks of 32, symmetric, accuracy level 4, ops MatMul" in card
+    assert (
+        "int4 weight-only (MatMulNBits): blocks of 32, symmetric, accuracy level 4, ops MatMul, Gather"
+        in card
+    )
+    assert [n for n in nodes if n.op_type == "GatherBlockQuantized"]  # the embedding table
     text = builder.load(folder)("Once upon a time", max_new_tokens=6, do_sample=False)[0]["generated_text"]
     assert text.startswith("Once upon a time") and len(text) > len("Once upon a time")
 
@@ -99,11 +104,11 @@ def test_named_nodes_stay_in_float_and_options_reach_the_graph(tiny_decoders: di
 
 
 def test_encoder_int4_with_embedding_tables(tiny_models: dict, tmp_path: Path) -> None:
-    """An encoder's MatMuls in MatMulNBits and its embedding tables in GatherBlockQuantized (opset 21): the
+    """An encoder's MatMuls in MatMulNBits and its embedding tables in GatherBlockQuantized (opset 21, the
+    default with int4): the
     embedding stays close to PyTorch's and the bundle answers as its fp32 sibling does, within int4's error."""
     source = tiny_models[("bert", "feature-extraction")]
-    folder = _build(source, tmp_path, "quantization.op_types=[MatMul,Gather]", "export.opset=21",
-                    task="feature-extraction")  # fmt: skip
+    folder = _build(source, tmp_path, task="feature-extraction")
     nodes, _ = _ops(folder)
     kinds = {n.op_type for n in nodes}
     assert {"MatMulNBits", "GatherBlockQuantized"} <= kinds

@@ -16,7 +16,7 @@ def save_onnx(model: onnx.ModelProto, path: Path) -> Path:
     (producer_name stays the exporter's: ONNX Runtime's optimizer checks it.)"""
     model.doc_string = ""
     del model.metadata_props[:]
-    for graph in _graphs(model.graph):
+    for graph in all_graphs(model.graph):
         del graph.metadata_props[:]
         graph.doc_string = ""
         for node in graph.node:
@@ -34,14 +34,15 @@ def save_onnx(model: onnx.ModelProto, path: Path) -> Path:
     return path
 
 
-def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+def all_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
+    """The graph and every subgraph in it (If, Loop, Scan bodies), depth first."""
     yield graph
     for node in graph.node:
         for attr in node.attribute:
             if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _graphs(attr.g)
+                yield from all_graphs(attr.g)
             for g in attr.graphs:
-                yield from _graphs(g)
+                yield from all_graphs(g)
 
 
 def onnx_files(path: Path) -> list[Path]:
