@@ -129,7 +129,8 @@ def test_sentence_transformers_loads_the_bundle(
 
 
 def test_model_card_names_the_peer_versions(bert_bundles: dict) -> None:
-    """The card's usage snippets name the versions tests run, and a task's own Optimum class."""
+    """The card's usage snippets name the versions tests run and a task's own Optimum class; an embedding bundle
+    lists sentence-transformers' files in its manifest."""
     for task in ("feature-extraction", "question-answering"):
         card = (bert_bundles[task] / "README.md").read_text()
         for name, version in PEER_VERSIONS.items():
@@ -142,3 +143,5 @@ def test_model_card_names_the_peer_versions(bert_bundles: dict) -> None:
         in (bert_bundles["question-answering"] / "README.md").read_text()
     )
     assert 'backend="onnx"' in (bert_bundles["feature-extraction"] / "README.md").read_text()
+    files = builder.verify(bert_bundles["feature-extraction"])["files"]
+    assert {"modules.json", "sentence_bert_config.json", "1_Pooling/config.json"} <= set(files)

@@ -106,7 +106,10 @@ def assemble(
                 shutil.copyfile(part, folder / part.name.replace(source.name, graph.file, 1))
     for item in sorted(ctx.model_files.rglob("*")):
         target = folder / item.relative_to(ctx.model_files)
-        target.mkdir(exist_ok=True) if item.is_dir() else shutil.copyfile(item, target)
+        if item.is_dir():  # sentence-transformers' 1_Pooling/
+            target.mkdir(exist_ok=True)
+        else:
+            shutil.copyfile(item, target)
     metrics = ctx.metrics
     fp32 = metrics["export"]["size_bytes"]
     size = sum(onnx_size(folder / g.file) for g in ctx.models.graphs)
