@@ -58,12 +58,13 @@ def test_timing_waits_for_other_builds_and_new_builds_wait_for_it(lock_dir: Path
 
     def build_that_times() -> None:
         with host_lock.computing(), host_lock.measuring() as waited:  # as in a build: computing, then timing
-            seen["waited"] = waited
+            seen["waited"], seen["entered_after"] = waited, time.perf_counter() - started
             entered.set()
             time.sleep(0.3)
             seen["late_ran_during_timing"] = late_holds.exists()
 
     thread = threading.Thread(target=build_that_times)
+    started = time.perf_counter()
     thread.start()
     assert not entered.wait(0.5), "timed while another build computed"
     # A build that starts while the timing waits queues behind it (else a stream of builds could starve it).
@@ -76,9 +77,24 @@ def test_timing_waits_for_other_builds_and_new_builds_wait_for_it(lock_dir: Path
     thread.join(timeout=60)
     late.wait(timeout=30)
     assert entered.is_set()
-    assert seen["waited"] >= 0.9  # it reports how long it waited
+    assert 0.9 <= seen["waited"] <= seen["entered_after"]  # it reports how long it waited
     assert seen["late_ran_during_timing"] is False, "a build ran while another timed"
     assert late_holds.exists()
+
+
+def test_timing_gives_back_what_it_took(lock_dir: Path) -> None:
+    """After timing, a build holds what it held before: nothing outside a build, its shared hold inside one.
+    Disabled, timing takes no lock and waited nothing."""
+    with host_lock.measuring(enabled=False) as waited:
+        assert waited == 0.0 and "compute" not in host_lock._held
+    with host_lock.measuring() as waited:
+        assert 0.0 <= waited < 0.5 and "compute" in host_lock._held  # no other build: no wait
+    assert "compute" not in host_lock._held and "gate" not in host_lock._held
+    with host_lock.computing():
+        with host_lock.measuring():
+            pass
+        assert "compute" in host_lock._held  # back to shared, still held
+    assert not host_lock._held
 
 
 def test_two_builds_timing_at_once_take_turns(lock_dir: Path) -> None:
