@@ -427,7 +427,8 @@ def test_bundles_and_cache_entries_follow_the_umask(tiny_models: dict, tmp_path:
     assert proc.returncode == 0, proc.stderr
     (bundle,) = bundles_in(tmp_path)
     assert bundle.stat().st_mode & 0o777 == 0o750  # readable by the group, as the umask allows: not 0700
-    assert {p.stat().st_mode & 0o777 for p in bundle.iterdir()} == {0o640}
+    assert {p.stat().st_mode & 0o777 for p in bundle.rglob("*") if p.is_file()} == {0o640}
+    assert {p.stat().st_mode & 0o777 for p in bundle.rglob("*") if p.is_dir()} == {0o750}  # 1_Pooling/
     entries = [p for p in (tmp_path / ".cache").glob("*/*") if p.is_dir()]
     assert entries and {p.stat().st_mode & 0o777 for p in entries} == {0o750}
 
