@@ -713,7 +713,8 @@ def _info(path: Path, as_json: bool) -> int:
             else ""
         ),
         *(
-            f"graph         {role} ({g['file']}): {', '.join(g['inputs'])} -> {', '.join(g['outputs'])}"
+            f"graph         {role} ({_graph_files(path, g['file'])}): {', '.join(g['inputs'])} -> "
+            f"{', '.join(g['outputs'])}"
             for role, g in rt.get("graphs", {}).items()
         ),
         f"format        {manifest['format_version']}",
@@ -726,8 +727,30 @@ def _info(path: Path, as_json: bool) -> int:
             lines += ["", f"measures      metrics.json lacks what builder writes ({type(e).__name__}: {e})"]
         host = metrics.get("host", {})
         lines.append(f"measured on   {host.get('cpu')} ({host.get('logical_cores')} cores)")
+        lines += _stage_lines(metrics.get("stages"))
     print("\n".join(lines))
     return 0
+
+
+def _graph_files(folder: Path, file: str) -> str:
+    data = folder / f"{file}_data"
+    return f"{file} + {data.name}, {data.stat().st_size / 1e6:.1f} MB of weights" if data.is_file() else file
+
+
+def _stage_lines(stages: Any) -> list[str]:
+    """Each stage's time, whether it was reused from the cache, and the build's peak memory while it ran."""
+    if not isinstance(stages, dict):
+        return []
+    lines = []
+    for i, (stage, s) in enumerate(stages.items()):
+        if not isinstance(s, dict):
+            continue
+        peak = s.get("peak_rss_bytes")
+        lines.append(
+            f"{'stages' if i == 0 else '':<14}{stage:<12}{s.get('seconds', 0):>8.1f} s  {s.get('status', ''):<8}"
+            + (f" peak memory {peak / 1e9:.2f} GB" if isinstance(peak, int) else "")
+        )
+    return lines
 
 
 if __name__ == "__main__":

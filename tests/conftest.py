@@ -59,6 +59,26 @@ def peer_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv / "bin" / "python"
 
 
+@pytest.fixture(scope="session")
+def genai_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtualenv with onnxruntime-genai at the version the model card names, beside our onnxruntime (genai's
+    own dependencies are not installed: it runs on the onnxruntime it finds)."""
+    import onnxruntime
+
+    from builder.make.peers import GENAI_VERSION
+
+    venv = tmp_path_factory.mktemp("genai-venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    for step in (
+        [f"onnxruntime=={onnxruntime.__version__}", "numpy"],
+        ["--no-deps", f"onnxruntime-genai=={GENAI_VERSION}"],
+    ):
+        proc = subprocess.run([*pip, *step], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return venv / "bin" / "python"
+
+
 def run_peer(python: Path, code: str, request: Any) -> Any:
     """Run code in the peer virtualenv with `request` as JSON on stdin; its last stdout line, as JSON."""
     proc = subprocess.run(

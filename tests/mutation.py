@@ -6,7 +6,8 @@
     .venv/bin/python tests/mutation.py manifest cache  # some of them
 
 cosmic-ray edits the source files in place, one mutant at a time, and restores them: run it on a clean
-checkout with nothing else running from it. Only the functions named per target are mutated (their lines
+checkout with nothing else running from it (a clone: `PYTHONPATH=<clone>` and `ln -s ../conf builder/conf`
+there, or its tests read another checkout's configs; check_imports() refuses to start otherwise). Only the functions named per target are mutated (their lines
 are found afresh each run). Results: tests/.mutation/<target>.txt (a survivor report) and a summary line per
 target; docs/benchmarks.md keeps the last counts and why each kept survivor is harmless.
 """
@@ -99,6 +100,20 @@ def function_lines(module: Path, names: tuple[str, ...]) -> list[str]:
     return list(found.values())
 
 
+def check_imports() -> None:
+    """The tests must import this checkout's builder and its conf/: an editable install of another checkout maps
+    `builder.conf` to that checkout's conf/ (a clone run with PYTHONPATH=<clone> reads the wrong configs, every
+    build fails, and every mutant counts as killed). A clone gets its own with `ln -s ../conf builder/conf`."""
+    code = "import builder, importlib.resources as r; print(builder.__file__); print(r.files('builder.conf'))"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    outside = [p for p in found.split() if not Path(p).resolve().is_relative_to(ROOT)]
+    if outside:
+        sys.exit(
+            f"the tests would import {', '.join(outside)}, not this checkout ({ROOT}): set PYTHONPATH={ROOT} "
+            "and, in a clone, run `ln -s ../conf builder/conf`"
+        )
+
+
 def run(target: str) -> tuple[int, int]:
     module, names, tests = TARGETS[target]
     OUT.mkdir(exist_ok=True)
@@ -153,6 +168,7 @@ def main() -> None:
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
         sys.exit(f"unknown target(s) {', '.join(unknown)}; known: {', '.join(TARGETS)}")
+    check_imports()
     for target in targets:
         survived, total = run(target)
         print(f"{target}: {survived} of {total} mutants survived (tests/.mutation/{target}.txt)", flush=True)

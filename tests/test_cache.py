@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import bundles_in, read_json, run_builder
 
+from builder.make.cache import StageCache
+
 
 def stages_of(folder: Path) -> dict[str, str]:
     return {name: s["status"] for name, s in read_json(folder / "metrics.json")["stages"].items()}
@@ -23,6 +25,39 @@ COMMON = [
     "evaluation.max_samples=8",
     "fidelity.min_agreement=0.5",
 ]
+
+
+def test_only_the_unfinished_entries_of_dead_writers_are_removed(tmp_path: Path) -> None:
+    """A `.tmp-<key8>-*` folder whose key lock nobody holds is a dead writer's: removed. One whose writer holds
+    the lock is being written: kept."""
+    store = StageCache(tmp_path)
+    dead_key, live_key = "a" * 64, "b" * 64
+    (tmp_path / "export").mkdir()
+    dead = tmp_path / "export" / f".tmp-{dead_key[:8]}-x1"
+    live = tmp_path / "export" / f".tmp-{live_key[:8]}-x2"
+    for folder in (dead, live):
+        folder.mkdir()
+        (folder / "model.onnx").write_bytes(b"half written")
+    (tmp_path / "export" / f"{dead_key}.lock").touch()  # its writer died: the lock file stays, unheld
+    with store.lock("export", live_key):
+        assert store.unfinished() == [dead]
+        assert store.remove_dead() == 1
+    assert not dead.exists() and live.is_dir()
+    assert StageCache(tmp_path / "nothing-here").unfinished() == []
+
+
+def test_a_damaged_entry_is_removed_when_read(tmp_path: Path) -> None:
+    """load() of an entry whose file no longer matches its record answers None and removes the entry, so the
+    build rebuilds it and `cache info` does not count it."""
+    store = StageCache(tmp_path / "cache")
+    graph = tmp_path / "model.onnx"
+    graph.write_bytes(b"graph bytes")
+    key = "c" * 64
+    folder = store.store("export", key, [graph], {"graphs": {"model": "model.onnx"}})
+    assert store.load("export", key)["data"] == {"graphs": {"model": "model.onnx"}}
+    (folder / "model.onnx").write_bytes(b"graph bytes, changed")
+    assert store.load("export", key) is None
+    assert not folder.exists() and store.entries() == []
 
 
 def test_sweep_exports_once_and_a_rebuild_reuses_everything_but_measurements(
@@ -70,9 +105,17 @@ def test_cache_info_and_clear(model: Path, tmp_path: Path) -> None:
     info = run_builder("cache", "info", "--dir", str(tmp_path / ".cache"))
     assert info.returncode == 0 and "export" in info.stdout and "quantize" in info.stdout
     assert "baseline-evaluation" in info.stdout
+    store = StageCache(tmp_path / ".cache")
+    held = store.entries()[0]
+    store.hold(held.parent.name, held.name)  # as a running build holds what it reads
+    cleared = run_builder("cache", "clear", "--dir", str(tmp_path / ".cache"))
+    assert cleared.returncode == 0, cleared.stderr
+    assert "removed 3 cache entries" in cleared.stdout and "kept 1 in use" in cleared.stdout
+    assert store.entries() == [held]
+    store.release()
     cleared = run_builder("cache", "clear", "--dir", str(tmp_path / ".cache"))
     assert (
-        cleared.returncode == 0 and "removed 4 cache entries" in cleared.stdout
+        cleared.returncode == 0 and "removed 1 cache entries" in cleared.stdout
     )  # 3 stages + baseline score
     assert "(empty)" in run_builder("cache", "info", "--dir", str(tmp_path / ".cache")).stdout
 
@@ -100,6 +143,12 @@ def test_cache_clear_removes_only_what_the_cache_wrote(model: Path, tmp_path: Pa
         and "Traceback" not in proc.stderr
     )
     assert (notes / "todo.txt").read_text() == "keep me" and (notes / "sub" / "draft.md").is_file()
+    # A record.json of someone else's, two folders down, is not an entry unless it names that stage and key.
+    (notes / "sub" / "more").mkdir()
+    (notes / "sub" / "more" / "record.json").write_text('{"stage": "export", "key": "more"}')
+    proc = run_builder("cache", "clear", "--dir", str(notes))
+    assert proc.returncode == 2 and "holds no builder stage cache" in proc.stderr
+    assert (notes / "sub" / "more" / "record.json").is_file() and (notes / "sub" / "draft.md").is_file()
 
     assert run_builder(f"model.source={model}", *COMMON, f"output_dir={tmp_path / 'out'}").returncode == 0
     cache = tmp_path / "out" / ".cache"

@@ -48,6 +48,7 @@ CONFIG_CASES = [
     (["hardware.session_optimization=turbo"], ["hardware.session_optimization='turbo'"]),
     (["optimization.ort_level=2"], ["optimization.ort_level=2"]),
     (["export.opset=9"], ["export.opset=9"]),
+    (["export.external_data=never"], ["export.external_data='never'", "auto, always"]),
     (["benchmark.batch_sizes=[0]"], ["benchmark.batch_sizes=[0]"]),
     (["benchmark.sequence_lengths=[-5]"], ["benchmark.sequence_lengths=[-5]"]),
     (["benchmark.new_tokens=0"], ["benchmark.new_tokens=0"]),

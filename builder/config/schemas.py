@@ -172,6 +172,9 @@ class EvaluationConfig:
 @dataclass
 class ExportConfig:
     opset: int = 17
+    # auto: a graph's weights go to <file>_data (model.onnx_data) once it passes protobuf's 2 GB limit;
+    # always: every graph stores them there (the large-model path, tried on a small model)
+    external_data: str = "auto"
     atol: float = 1e-4
     rtol: float = 1e-3
 

@@ -9,11 +9,18 @@ from pathlib import Path
 import onnx
 
 LARGE = 1_800_000_000  # bytes: beyond this, weights go to <file>_data
+EXTERNAL_MIN_BYTES = 1024  # smaller tensors stay inside the graph file (onnx's own threshold)
 
 
-def save_onnx(model: onnx.ModelProto, path: Path) -> Path:
+def save_onnx(
+    model: onnx.ModelProto, path: Path, external_data: str = "auto", weights_from: Path | None = None
+) -> Path:
     """Save without anything that depends on where or when it was built, so equal inputs give equal bytes.
-    (producer_name stays the exporter's: ONNX Runtime's optimizer checks it.)"""
+    (producer_name stays the exporter's: ONNX Runtime's optimizer checks it.) external_data: auto = the
+    weights go to <file>_data when the graph passes protobuf's limit; always = whatever its size.
+    weights_from: the folder of the file `model` was read from without its external data
+    (onnx.load(..., load_external_data=False)); those weights are copied across one tensor at a time, so a
+    6 GB graph is never whole in memory."""
     model.doc_string = ""
     del model.metadata_props[:]
     for graph in all_graphs(model.graph):
@@ -22,16 +29,58 @@ def save_onnx(model: onnx.ModelProto, path: Path) -> Path:
         for node in graph.node:
             del node.metadata_props[:]
             node.doc_string = ""
-    large = model.ByteSize() > LARGE
     path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(
-        model,
-        str(path),
-        save_as_external_data=large,
-        all_tensors_to_one_file=True,
-        location=path.name + "_data" if large else None,
-    )
+    unread = any(t.data_location == onnx.TensorProto.EXTERNAL for t in _tensors(model))
+    if not (unread or external_data == "always" or _too_large(model)):
+        for part in onnx_files(path):
+            part.unlink(missing_ok=True)
+        onnx.save_model(model, str(path))
+        return path
+    data, staged = path.with_name(path.name + "_data"), path.with_name(path.name + "_data.tmp")
+    with open(staged, "wb") as out:
+        for tensor in _tensors(model):
+            if tensor.data_location == onnx.TensorProto.EXTERNAL:
+                if weights_from is None:
+                    raise ValueError(f"{tensor.name}: external data, and no folder to read it from")
+                blob = _external_bytes(tensor, weights_from)
+            elif tensor.HasField("raw_data") and len(tensor.raw_data) >= EXTERNAL_MIN_BYTES:
+                blob = tensor.raw_data
+            else:
+                continue
+            offset = out.tell()
+            out.write(blob)
+            del tensor.external_data[:]
+            tensor.ClearField("raw_data")
+            tensor.data_location = onnx.TensorProto.EXTERNAL
+            for key, value in (("location", data.name), ("offset", offset), ("length", len(blob))):
+                entry = tensor.external_data.add()
+                entry.key, entry.value = key, str(value)
+    path.with_name(path.name + ".tmp").write_bytes(model.SerializeToString())
+    staged.replace(data)  # the data file may be the one the weights came from: replaced only now
+    path.with_name(path.name + ".tmp").replace(path)
     return path
+
+
+def _tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    """Every initializer of the graph and its subgraphs."""
+    for graph in all_graphs(model.graph):
+        yield from graph.initializer
+
+
+def _external_bytes(tensor: onnx.TensorProto, folder: Path) -> bytes:
+    info = {e.key: e.value for e in tensor.external_data}
+    with open(folder / info["location"], "rb") as f:
+        f.seek(int(info.get("offset") or 0))
+        return f.read(int(info["length"])) if info.get("length") else f.read()
+
+
+def _too_large(model: onnx.ModelProto) -> bool:
+    from google.protobuf.message import EncodeError
+
+    try:
+        return model.ByteSize() > LARGE
+    except EncodeError:  # protobuf will not even size a message past 2 GB
+        return True
 
 
 def all_graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
@@ -49,6 +98,12 @@ def onnx_files(path: Path) -> list[Path]:
     """The .onnx file and its external-data file, if any."""
     data = path.with_name(path.name + "_data")
     return [path, data] if data.exists() else [path]
+
+
+def remove_onnx(path: Path) -> None:
+    """An intermediate graph and whatever data file it has (ours, <file>_data; ONNX Runtime's, <file>.data)."""
+    for part in (path, path.with_name(path.name + "_data"), path.with_name(path.name + ".data")):
+        part.unlink(missing_ok=True)
 
 
 def onnx_size(path: Path) -> int:

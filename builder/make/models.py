@@ -15,8 +15,9 @@ from builder.source import Source
 from builder.tasks import Graph, ModelFacts, Task
 from builder.tasks.architectures import input_names, position_limit, read_config
 
-_LOADED: dict[tuple, Any] = {}  # the last PyTorch models loaded in this process
+_LOADED: dict[tuple, tuple[Any, int]] = {}  # the last PyTorch models loaded in this process, with their bytes
 _KEEP = 3  # eager (export), default attention (baselines), and on a GPU a cuda copy
+_KEEP_SHARE = 0.25  # of the host's memory: beyond it, earlier models go before the next one loads
 
 
 class Models:
@@ -95,10 +96,28 @@ class Models:
             device,
         )
         if key not in _LOADED:  # sweep jobs in one process share the model they all read
-            _LOADED[key] = self._load(eager, device)
-            while len(_LOADED) > _KEEP:
+            size = _weight_bytes(self.source.path)
+            budget = _KEEP_SHARE * _host_memory()
+            # A large model (a 1.5B decoder is 6 GB in fp32) is let go before the next copy of it loads.
+            while _LOADED and (len(_LOADED) >= _KEEP or sum(b for _, b in _LOADED.values()) + size > budget):
                 _LOADED.pop(next(iter(_LOADED)))
-        return _LOADED[key]
+                import gc
+
+                gc.collect()
+            _LOADED[key] = (self._load(eager, device), size)
+        return _LOADED[key][0]
+
+    def release_large(self) -> None:
+        """Let go of loaded PyTorch models too large to keep beside the next stage's work (a 1.5B decoder is 6 GB
+        in fp32, and optimizing its graph takes twice that): the next stage that needs one loads it again."""
+        budget = _KEEP_SHARE * _host_memory()
+        large = [key for key, (_, size) in _LOADED.items() if size > budget]
+        for key in large:
+            del _LOADED[key]
+        if large:
+            import gc
+
+            gc.collect()
 
     def _load(self, eager: bool, device: str) -> dict[str, Any]:
         import transformers
@@ -139,6 +158,19 @@ class Models:
 
 
 TOKENIZER_JSON = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+
+
+def _weight_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for pattern in ("*.safetensors", "*.bin") for p in folder.glob(pattern))
+
+
+def _host_memory() -> int:
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows): keep models as on a small host
+        return 8 << 30
 
 
 def _tokenizer_problem(folder: Path, error: Exception) -> str:

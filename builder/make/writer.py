@@ -100,7 +100,8 @@ def assemble(
 
             from builder.make.files import save_onnx
 
-            save_onnx(onnx.load(str(source)), folder / graph.file)
+            model = onnx.load(str(source), load_external_data=False)
+            save_onnx(model, folder / graph.file, ctx.cfg.export.external_data, weights_from=source.parent)
         else:
             for part in onnx_files(source):
                 shutil.copyfile(part, folder / part.name.replace(source.name, graph.file, 1))

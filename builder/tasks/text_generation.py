@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from builder.tasks.architectures import cache_layout
+from builder.tasks.architectures import ARCHITECTURES, cache_layout
 from builder.tasks.base import Graph, ModelFacts, Output, Task, Workload, differs
 
 PROMPTS = [
@@ -22,6 +22,10 @@ PROMPTS = [
     "A",
     "def fibonacci(n):",
 ]
+
+
+# onnxruntime-genai's model type per architecture, where it is not the model_type itself
+GENAI_TYPES = {"gpt2": "llama"}
 
 
 def past_names(layers: int) -> list[str]:
@@ -45,6 +49,7 @@ class TextGeneration(Task):
     summary = "text continuation with a key/value cache (greedy or sampled), chat templates, streaming"
     head = "AutoModelForCausalLM"
     pipeline = "text-generation"
+    optimum_class = "ORTModelForCausalLM"
     outputs = ()  # per model: graphs() names the cache outputs of its layers
     fields = {"text": "text"}
     metric = "perplexity"
@@ -73,6 +78,70 @@ class TextGeneration(Task):
 
     def runtime_options(self, options: dict[str, Any], folder: Path) -> dict[str, Any]:
         return cache_layout(json.loads((folder / "config.json").read_text(encoding="utf-8")))
+
+    def companion_files(self, facts: ModelFacts, options: dict[str, Any]) -> dict[str, Any]:
+        """onnxruntime-genai's genai_config.json: `og.Model(bundle)` runs model.onnx with genai's own loop. The
+        graph returns the whole cache each step (present = past + new), so genai must not share one buffer for
+        past and present; the search defaults are the ones transformers takes from generation_config.json."""
+        config, layout = facts.config, options
+        saved = _read_json(facts.folder / "generation_config.json") or {}
+
+        def setting(key: str, default: Any) -> Any:
+            value = saved.get(key, config.get(key))
+            return default if value is None else value
+
+        eos = setting("eos_token_id", None)
+        first_eos = eos[0] if isinstance(eos, list) and eos else eos
+        pad = setting("pad_token_id", first_eos)
+        arch = ARCHITECTURES[config["model_type"]]
+        decoder = {
+            "session_options": {"log_id": "onnxruntime-genai", "provider_options": []},
+            "filename": "model.onnx",
+            "head_size": layout["head_dim"],
+            "hidden_size": int(config[arch.hidden_key]),
+            "inputs": {
+                "input_ids": "input_ids",
+                "attention_mask": "attention_mask",
+                "position_ids": "position_ids",
+                "past_key_names": "past_key_values.%d.key",
+                "past_value_names": "past_key_values.%d.value",
+            },
+            "outputs": {
+                "logits": "logits",
+                "present_key_names": "present.%d.key",
+                "present_value_names": "present.%d.value",
+            },
+            "num_attention_heads": int(config[arch.heads_key]),
+            "num_hidden_layers": layout["num_layers"],
+            "num_key_value_heads": layout["num_kv_heads"],
+        }
+        model = {
+            "bos_token_id": setting("bos_token_id", first_eos),
+            "context_length": facts.max_length,
+            "decoder": decoder,
+            "eos_token_id": eos,
+            "pad_token_id": pad,
+            # genai's GPT-2 model reads the old stacked past_i cache; its generic decoder reads this graph's
+            "type": GENAI_TYPES.get(config["model_type"], config["model_type"]),
+            "vocab_size": int(config["vocab_size"]),
+        }
+        search = {
+            "diversity_penalty": 0.0,
+            "do_sample": bool(setting("do_sample", False)),
+            "early_stopping": True,
+            "length_penalty": float(setting("length_penalty", 1.0)),
+            "max_length": facts.max_length,
+            "min_length": 0,
+            "no_repeat_ngram_size": int(setting("no_repeat_ngram_size", 0)),
+            "num_beams": int(setting("num_beams", 1)),
+            "num_return_sequences": 1,
+            "past_present_share_buffer": False,
+            "repetition_penalty": float(setting("repetition_penalty", 1.0)),
+            "temperature": float(setting("temperature", 1.0)),
+            "top_k": int(setting("top_k", 50)),
+            "top_p": float(setting("top_p", 1.0)),
+        }
+        return {"genai_config.json": {"model": model, "search": search}}
 
     def torch_module(self, model: Any, facts: ModelFacts, options: dict[str, Any], graph: Graph) -> Any:
         from builder.tasks.torch_module import DecoderModule
@@ -212,3 +281,7 @@ class TextGeneration(Task):
 
 
 TASK = TextGeneration()
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

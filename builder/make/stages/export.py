@@ -3,6 +3,7 @@ can fuse it), with dynamic batch and sequence axes, checked against PyTorch on t
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ def run(ctx: BuildContext) -> dict[str, Any]:
     for graph in ctx.models.graphs:
         batches = ctx.task.sample_batches(facts, graph)
         inputs = graph.input_names(facts)
-        path = _export(modules[graph.role], graph, inputs, batches[0], folder, ctx.cfg.export.opset)
+        path = _export(modules[graph.role], graph, inputs, batches[0], folder, ctx.cfg.export)
         ctx.graphs[graph.role] = path
         graphs[graph.role] = {
             "max_abs_diff": _check(ctx, modules[graph.role], graph, path, batches),
@@ -53,9 +54,13 @@ def run(ctx: BuildContext) -> dict[str, Any]:
 
 
 def _export(
-    module: torch.nn.Module, graph: Graph, names: tuple[str, ...], sample: dict, folder: Path, opset: int
+    module: torch.nn.Module, graph: Graph, names: tuple[str, ...], sample: dict, folder: Path, export: Any
 ) -> Path:
-    raw = folder / f"{graph.role}.raw.onnx"
+    # A folder of its own: past 2 GB the exporter writes each weight to a file of its own beside the graph.
+    raw_dir = folder / f"{graph.role}.raw"
+    shutil.rmtree(raw_dir, ignore_errors=True)
+    raw_dir.mkdir()
+    raw = raw_dir / graph.file
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer warnings about python control flow on shapes
         torch.onnx.export(
@@ -65,12 +70,13 @@ def _export(
             input_names=list(names),
             output_names=list(graph.output_names),
             dynamic_axes=graph.dynamic_axes(names),
-            opset_version=opset,
+            opset_version=export.opset,
             do_constant_folding=True,
             dynamo=False,
         )
-    path = save_onnx(onnx.load(str(raw)), folder / graph.file)
-    raw.unlink()
+    model = onnx.load(str(raw), load_external_data=False)  # past 2 GB: its weights are copied file to file
+    path = save_onnx(model, folder / graph.file, export.external_data, weights_from=raw_dir)
+    shutil.rmtree(raw_dir)
     return path
 
 

@@ -3,13 +3,15 @@ graph."""
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import onnx
 
 from builder.make.context import BuildContext
-from builder.make.files import save_onnx
+from builder.make.files import onnx_files, remove_onnx, save_onnx
 from builder.tasks.architectures import ARCHITECTURES
 
 FUSED_OPS = (
@@ -42,8 +44,13 @@ def run(ctx: BuildContext) -> dict[str, Any]:
     folder = ctx.stage_dir("optimize")
     graphs = {}
     for role, path in list(ctx.graphs.items()):
-        graphs[role], model = _optimize(ctx, path)
-        ctx.graphs[role] = save_onnx(model, folder / path.name)
+        if len(onnx_files(path)) > 1:
+            graphs[role], model, weights = _optimize_external(ctx, path, folder)
+        else:
+            (graphs[role], model), weights = _optimize(ctx, path), None
+        ctx.graphs[role] = save_onnx(model, folder / path.name, ctx.cfg.export.external_data, weights)
+        del model
+        remove_onnx(folder / f"{path.stem}.ort.onnx")  # ONNX Runtime's pass, on a graph past 2 GB
     fused = Counter()
     for g in graphs.values():
         fused.update(g["fused_operators"])
@@ -58,9 +65,9 @@ def run(ctx: BuildContext) -> dict[str, Any]:
     }
 
 
-def _optimize(ctx: BuildContext, path: Any) -> tuple[dict[str, Any], onnx.ModelProto]:
+def _fusion_settings(ctx: BuildContext) -> tuple[str, int, int, Any]:
+    """(optimizer model type, heads, hidden size, FusionOptions) for this model and level."""
     from onnxruntime.transformers.fusion_options import FusionOptions
-    from onnxruntime.transformers.optimizer import optimize_model
 
     opt, mc = ctx.cfg.optimization, ctx.models.config
     arch = ARCHITECTURES[mc["model_type"]]
@@ -69,12 +76,20 @@ def _optimize(ctx: BuildContext, path: Any) -> tuple[dict[str, Any], onnx.ModelP
     options.use_raw_attention_mask(True)
     options.enable_embed_layer_norm = opt.fuse_embed_layer_norm
     options.enable_gelu_approximation = opt.gelu_approximation
+    return arch.optimizer_type, mc.get(arch.heads_key, 0), mc.get(arch.hidden_key, 0), options
+
+
+def _optimize(ctx: BuildContext, path: Any) -> tuple[dict[str, Any], onnx.ModelProto]:
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    opt = ctx.cfg.optimization
+    model_type, heads, hidden, options = _fusion_settings(ctx)
     before = len(onnx.load(str(path), load_external_data=False).graph.node)
     model = optimize_model(
         str(path),
-        model_type=arch.optimizer_type,
-        num_heads=mc.get(arch.heads_key, 0),
-        hidden_size=mc.get(arch.hidden_key, 0),
+        model_type=model_type,
+        num_heads=heads,
+        hidden_size=hidden,
         optimization_options=options,
         opt_level=opt.ort_level,
         use_gpu=ctx.cfg.hardware.device == "cuda",
@@ -83,7 +98,50 @@ def _optimize(ctx: BuildContext, path: Any) -> tuple[dict[str, Any], onnx.ModelP
     if opt.fp16:
         # Inputs and outputs stay fp32 so apps feed and read the same arrays as for any other bundle.
         model.convert_float_to_float16(keep_io_types=True)
-    counts = Counter(node.op_type for node in model.model.graph.node)
+    return _record(before, model.model), model.model
+
+
+def _optimize_external(
+    ctx: BuildContext, path: Path, folder: Path
+) -> tuple[dict[str, Any], onnx.ModelProto, Path]:
+    """A graph whose weights are in a data file (past 2 GB), optimized as optimize_model() does but without
+    ever holding its weights: ONNX Runtime's pass reads the file itself, and the fusions run on the graph alone,
+    reading from the data file only the few constants they check (optimize_model on a 1.5B decoder copies its
+    6 GB of weights several times over and runs out of memory on 24 GB). Returns the record, the graph, and the
+    folder its weights are read from."""
+    from onnxruntime.transformers.optimizer import (
+        MODEL_TYPES,
+        optimize_by_fusion,
+        optimize_by_onnxruntime,
+    )
+
+    opt = ctx.cfg.optimization
+    model_type, heads, hidden, options = _fusion_settings(ctx)
+    before = len(onnx.load(str(path), load_external_data=False).graph.node)
+    source = path
+    if opt.ort_level > 0:
+        source = folder / f"{path.stem}.ort.onnx"
+        optimize_by_onnxruntime(
+            str(path),
+            use_gpu=ctx.cfg.hardware.device == "cuda",
+            optimized_model_path=str(source),
+            opt_level=opt.ort_level,
+            disabled_optimizers=["ConstantSharing"],  # as optimize_model() at the levels builder uses (0, 1)
+            save_as_external_data=True,
+        )
+    graph = onnx.load(str(source), load_external_data=False)
+    # The fusions read constants with paths relative to the working folder: the graph's own, while they run.
+    with contextlib.chdir(source.parent):
+        if opt.fuse_transformers:
+            model = optimize_by_fusion(graph, model_type, heads, hidden, options)
+        else:
+            model = MODEL_TYPES[model_type][0](graph, heads, hidden)
+        if opt.fp16:
+            model.convert_float_to_float16(keep_io_types=True)  # reads each weight, keeps half of it
+    return _record(before, model.model), model.model, source.parent
+
+
+def _record(before: int, model: onnx.ModelProto) -> dict[str, Any]:
+    counts = Counter(node.op_type for node in model.graph.node)
     fused = {op: counts[op] for op in FUSED_OPS if counts[op]}
-    record = {"nodes_before": before, "nodes_after": len(model.model.graph.node), "fused_operators": fused}
-    return record, model.model
+    return {"nodes_before": before, "nodes_after": len(model.graph.node), "fused_operators": fused}

@@ -13,7 +13,7 @@ import onnx
 
 from builder.config import quantization_settings
 from builder.make.context import BuildContext
-from builder.make.files import save_onnx
+from builder.make.files import remove_onnx, save_onnx
 from builder.make.stages.quantize.gemm import gemm_as_matmul
 
 QUANTIZED_OPS = (
@@ -49,14 +49,22 @@ def run(ctx: BuildContext) -> dict[str, Any]:
     kept: dict[str, list[str]] = {}
     quantized = 0
     gemms = 0
+    external = ctx.cfg.export.external_data
     for graph in ctx.models.graphs:
         out = folder / f"{graph.role}.quantized.onnx"
-        if chosen["method"] in ("dynamic", "int4") and "MatMul" in chosen["op_types"]:
+        intermediates = [out]
+        if (
+            chosen["method"] in ("dynamic", "int4")
+            and "MatMul" in chosen["op_types"]
+            and _has_gemm(ctx, graph)
+        ):
             model = onnx.load(str(ctx.graphs[graph.role]))
             rewritten = gemm_as_matmul(model)
             if rewritten:  # GPT-2's Conv1D layers: quantizable once they are MatMuls
                 gemms += rewritten
-                ctx.graphs[graph.role] = save_onnx(model, folder / f"{graph.role}.matmul.onnx")
+                ctx.graphs[graph.role] = save_onnx(model, folder / f"{graph.role}.matmul.onnx", external)
+                intermediates.append(ctx.graphs[graph.role])
+            del model  # a large graph: one copy in memory at a time
         with _quiet_root_logger():  # the quantizer logs "please consider pre-processing" on the root logger
             if chosen["method"] == "static":
                 from builder.make.stages.quantize.static import quantize_static
@@ -65,14 +73,17 @@ def run(ctx: BuildContext) -> dict[str, Any]:
             elif chosen["method"] == "int4":
                 from builder.make.stages.quantize.int4 import quantize_int4
 
-                kept[graph.role] = quantize_int4(ctx.graphs[graph.role], chosen, out)
+                kept[graph.role] = quantize_int4(ctx.graphs[graph.role], chosen, out, external)
             else:
                 from builder.make.stages.quantize.dynamic import quantize_dynamic
 
                 quantize_dynamic(ctx.graphs[graph.role], chosen, out)
-        model = onnx.load(str(out))
-        ctx.graphs[graph.role] = save_onnx(model, folder / graph.file)
+        model = onnx.load(str(out), load_external_data=False)
+        ctx.graphs[graph.role] = save_onnx(model, folder / graph.file, external, weights_from=out.parent)
         quantized += sum(n.op_type in QUANTIZED_OPS for n in model.graph.node)
+        del model
+        for path in intermediates:
+            remove_onnx(path)
     record: dict[str, Any] = {"quantized_nodes": quantized}
     if gemms:
         record["gemm_as_matmul"] = gemms
@@ -81,6 +92,14 @@ def run(ctx: BuildContext) -> dict[str, Any]:
     if calibrations:  # one graph: its calibration record; several: by role
         record["calibration"] = calibrations["model"] if list(calibrations) == ["model"] else calibrations
     return chosen | record
+
+
+def _has_gemm(ctx: BuildContext, graph: Any) -> bool:
+    """Whether the graph has Gemm nodes to rewrite, read without its weights."""
+    from builder.make.files import all_graphs
+
+    model = onnx.load(str(ctx.graphs[graph.role]), load_external_data=False)
+    return any(n.op_type == "Gemm" for g in all_graphs(model.graph) for n in g.node)
 
 
 @contextlib.contextmanager

@@ -7,6 +7,8 @@ from typing import Any
 
 import onnx
 
+from builder.make.files import onnx_files
+
 QUANT_TYPES = {"int8": "QInt8", "uint8": "QUInt8"}
 
 
@@ -28,4 +30,6 @@ def quantize_dynamic(source: Path, chosen: dict[str, Any], out: Path) -> None:
             # Fused contrib ops (Attention, SkipLayerNormalization) defeat ONNX shape inference; without a
             # default type the quantizer cannot type their outputs: the failure Optimum hits on O3 graphs.
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT, "MatMulConstBOnly": True},
+            # a graph kept in external data stays there (protobuf cannot write one past 2 GB)
+            use_external_data_format=len(onnx_files(source)) > 1,
         )

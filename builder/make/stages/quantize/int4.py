@@ -15,7 +15,7 @@ import onnx
 from builder.make.files import save_onnx
 
 
-def quantize_int4(source: Path, chosen: dict[str, Any], out: Path) -> list[str]:
+def quantize_int4(source: Path, chosen: dict[str, Any], out: Path, external_data: str = "auto") -> list[str]:
     """Quantize `source` into `out`; returns the names of the nodes left in float because exclude_nodes named
     them (glob patterns: e.g. '*lm_head*')."""
     from onnxruntime.quantization.quant_utils import QuantFormat
@@ -39,7 +39,7 @@ def quantize_int4(source: Path, chosen: dict[str, Any], out: Path) -> list[str]:
     )
     quantizer = MatMulNBitsQuantizer(model, nodes_to_exclude=kept, algo_config=config)
     quantizer.process()
-    save_onnx(quantizer.model.model, out)
+    save_onnx(quantizer.model.model, out, external_data)
     return kept
 
 

@@ -17,7 +17,7 @@ import onnx
 from tqdm.auto import tqdm
 
 from builder.make.context import BuildContext
-from builder.make.files import graph_io
+from builder.make.files import graph_io, save_onnx
 from builder.make.stages.quantize.dynamic import QUANT_TYPES
 from builder.runtime.manifest import sha256_file
 from builder.runtime.tokenizer import BundleTokenizer, pad
@@ -94,7 +94,7 @@ def quantize_static(ctx: BuildContext, graph: Graph, chosen: dict[str, Any], out
     )
     quantizer.quantize_model()
     quantizer.model.topological_sort()  # the QDQ quantizer appends nodes out of order; keep the file valid ONNX
-    onnx.save_model(quantizer.model.model, str(out))
+    save_onnx(quantizer.model.model, out)  # past 2 GB: with its data beside it
     return record
 
 
