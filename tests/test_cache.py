@@ -149,10 +149,13 @@ def test_cache_clear_removes_only_what_the_cache_wrote(model: Path, tmp_path: Pa
     for folder, key in (("mmm", "zzz"), ("nnn", "aaa")):  # the stage matches, the key is another's
         (notes / "export" / folder).mkdir(parents=True)
         (notes / "export" / folder / "record.json").write_text(f'{{"stage": "export", "key": "{key}"}}')
+    (notes / "export" / "ooo").mkdir()
+    (notes / "export" / "ooo" / "record.json").write_text("{not json")  # a damaged one is no entry either
     proc = run_builder("cache", "clear", "--dir", str(notes))
     assert proc.returncode == 2 and "holds no builder stage cache" in proc.stderr
     assert (notes / "sub" / "more" / "record.json").is_file() and (notes / "sub" / "draft.md").is_file()
     assert (notes / "export" / "mmm" / "record.json").is_file() and (notes / "export" / "nnn").is_dir()
+    assert (notes / "export" / "ooo" / "record.json").is_file()
 
     assert run_builder(f"model.source={model}", *COMMON, f"output_dir={tmp_path / 'out'}").returncode == 0
     cache = tmp_path / "out" / ".cache"
