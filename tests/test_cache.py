@@ -48,16 +48,25 @@ def test_only_the_unfinished_entries_of_dead_writers_are_removed(tmp_path: Path)
 
 def test_a_damaged_entry_is_removed_when_read(tmp_path: Path) -> None:
     """load() of an entry whose file no longer matches its record answers None and removes the entry, so the
-    build rebuilds it and `cache info` does not count it."""
+    build rebuilds it and `cache info` does not count it: whichever way the damaged file's digest compares."""
+    import hashlib
+
     store = StageCache(tmp_path / "cache")
     graph = tmp_path / "model.onnx"
     graph.write_bytes(b"graph bytes")
+    original = hashlib.sha256(b"graph bytes").hexdigest()
+    damaged = {}  # one damaged content whose digest sorts before the original's, one after
+    for n in range(100):
+        content = f"graph bytes, changed {n}".encode()
+        damaged.setdefault(hashlib.sha256(content).hexdigest() < original, content)
+    assert len(damaged) == 2
     key = "c" * 64
-    folder = store.store("export", key, [graph], {"graphs": {"model": "model.onnx"}})
-    assert store.load("export", key)["data"] == {"graphs": {"model": "model.onnx"}}
-    (folder / "model.onnx").write_bytes(b"graph bytes, changed")
-    assert store.load("export", key) is None
-    assert not folder.exists() and store.entries() == []
+    for content in damaged.values():
+        folder = store.store("export", key, [graph], {"graphs": {"model": "model.onnx"}})
+        assert store.load("export", key)["data"] == {"graphs": {"model": "model.onnx"}}
+        (folder / "model.onnx").write_bytes(content)
+        assert store.load("export", key) is None
+        assert not folder.exists() and store.entries() == []
 
 
 def test_sweep_exports_once_and_a_rebuild_reuses_everything_but_measurements(
@@ -151,11 +160,13 @@ def test_cache_clear_removes_only_what_the_cache_wrote(model: Path, tmp_path: Pa
         (notes / "export" / folder / "record.json").write_text(f'{{"stage": "export", "key": "{key}"}}')
     (notes / "export" / "ooo").mkdir()
     (notes / "export" / "ooo" / "record.json").write_text("{not json")  # a damaged one is no entry either
+    (notes / "export" / "ppp" / "record.json").mkdir(parents=True)  # nor one that cannot be read
     proc = run_builder("cache", "clear", "--dir", str(notes))
     assert proc.returncode == 2 and "holds no builder stage cache" in proc.stderr
     assert (notes / "sub" / "more" / "record.json").is_file() and (notes / "sub" / "draft.md").is_file()
     assert (notes / "export" / "mmm" / "record.json").is_file() and (notes / "export" / "nnn").is_dir()
     assert (notes / "export" / "ooo" / "record.json").is_file()
+    assert (notes / "export" / "ppp" / "record.json").is_dir()
 
     assert run_builder(f"model.source={model}", *COMMON, f"output_dir={tmp_path / 'out'}").returncode == 0
     cache = tmp_path / "out" / ".cache"
