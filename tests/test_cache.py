@@ -67,6 +67,19 @@ def test_a_damaged_entry_is_removed_when_read(tmp_path: Path) -> None:
         (folder / "model.onnx").write_bytes(content)
         assert store.load("export", key) is None
         assert not folder.exists() and store.entries() == []
+    folder = store.store("export", key, [graph], {})
+    (folder / "record.json").write_text("{cut short")  # the record itself damaged
+    assert store.load("export", key) is None and not folder.exists()
+
+
+def test_entries_are_found_past_a_damaged_record(tmp_path: Path) -> None:
+    store = StageCache(tmp_path)
+    (tmp_path / "aaa" / "bbb").mkdir(parents=True)
+    (tmp_path / "aaa" / "bbb" / "record.json").write_text("{not json")  # sorts before the entry
+    graph = tmp_path / "model.onnx"
+    graph.write_bytes(b"graph bytes")
+    entry = store.store("export", "d" * 64, [graph], {})
+    assert store.entries() == [entry]
 
 
 def test_sweep_exports_once_and_a_rebuild_reuses_everything_but_measurements(
