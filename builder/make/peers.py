@@ -38,38 +38,7 @@ def usage_lines(task: str, optimum_class: str | None, name: str) -> list[str]:
         ]
     if optimum_class is None:
         return []
-    if task == "text-generation":
-        return [
-            "With onnxruntime-genai (its own generation loop; the bundle's `genai_config.json` describes the graph):",
-            "",
-            "```python",
-            f'# pip install --no-deps "onnxruntime-genai=={GENAI_VERSION}"  (beside onnxruntime)',
-            "import onnxruntime_genai as og",
-            "",
-            f'model = og.Model("{name}")',
-            "tokenizer = og.Tokenizer(model)",
-            "params = og.GeneratorParams(model)",
-            "params.set_search_options(max_length=64, do_sample=False)",
-            "generator = og.Generator(model, params)",
-            'generator.append_tokens(tokenizer.encode("Once upon a time"))',
-            "while not generator.is_done():",
-            "    generator.generate_next_token()",
-            "print(tokenizer.decode(generator.get_sequence(0)))",
-            "```",
-            "",
-            "With Optimum and a transformers pipeline:",
-            "",
-            "```python",
-            f"# {pip_line('optimum-onnx[onnxruntime]', 'transformers')}",
-            f"from optimum.onnxruntime import {optimum_class}",
-            "from transformers import AutoTokenizer, pipeline",
-            "",
-            f'model = {optimum_class}.from_pretrained("{name}")',
-            f'pipe = pipeline("{task}", model=model, tokenizer=AutoTokenizer.from_pretrained("{name}"))',
-            'print(pipe("Once upon a time", max_new_tokens=20, do_sample=False))',
-            "```",
-        ]
-    return [
+    optimum = [
         "With Optimum and a transformers pipeline:",
         "",
         "```python",
@@ -80,4 +49,27 @@ def usage_lines(task: str, optimum_class: str | None, name: str) -> list[str]:
         f'model = {optimum_class}.from_pretrained("{name}")',
         f'pipe = pipeline("{task}", model=model, tokenizer=AutoTokenizer.from_pretrained("{name}"))',
         "```",
+    ]
+    if task != "text-generation":
+        return optimum
+    optimum.insert(-1, 'print(pipe("Once upon a time", max_new_tokens=20, do_sample=False))')
+    return [
+        "With onnxruntime-genai (its own generation loop; the bundle's `genai_config.json` describes the graph):",
+        "",
+        "```python",
+        f'# pip install --no-deps "onnxruntime-genai=={GENAI_VERSION}"  (beside onnxruntime)',
+        "import onnxruntime_genai as og",
+        "",
+        f'model = og.Model("{name}")',
+        "tokenizer = og.Tokenizer(model)",
+        "params = og.GeneratorParams(model)",
+        "params.set_search_options(max_length=64, do_sample=False)",
+        "generator = og.Generator(model, params)",
+        'generator.append_tokens(tokenizer.encode("Once upon a time"))',
+        "while not generator.is_done():",
+        "    generator.generate_next_token()",
+        "print(tokenizer.decode(generator.get_sequence(0)))",
+        "```",
+        "",
+        *optimum,
     ]
