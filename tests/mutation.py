@@ -114,8 +114,19 @@ def check_imports() -> None:
         )
 
 
+def check_clean(module: str) -> None:
+    """The module must be as committed: a run whose last mutant was never restored (its process killed) leaves that
+    mutant in the file, and the next run would test every mutant on a broken base, each one "killed"."""
+    changed = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", module], cwd=ROOT).returncode
+    if changed:
+        sys.exit(
+            f"{module} differs from the last commit (a mutant left behind?): `git checkout {module}` first"
+        )
+
+
 def run(target: str) -> tuple[int, int]:
     module, names, tests = TARGETS[target]
+    check_clean(module)
     OUT.mkdir(exist_ok=True)
     config, session = OUT / f"{target}.toml", OUT / f"{target}.sqlite"
     session.unlink(missing_ok=True)

@@ -82,6 +82,22 @@ def test_entries_are_found_past_a_damaged_record(tmp_path: Path) -> None:
     assert store.entries() == [entry]
 
 
+def test_clear_removes_the_stale_locks_of_its_stages_and_keeps_a_held_one(tmp_path: Path) -> None:
+    """A lock or use file left by a build that died (its entry gone or never written) goes with `clear`, and then
+    the emptied stage folder; a lock a live build holds stays, and with it the folder."""
+    store = StageCache(tmp_path / "cache")
+    graph = tmp_path / "model.onnx"
+    graph.write_bytes(b"graph bytes")
+    for stage in ("export", "optimize"):
+        store.store(stage, "e" * 64, [graph], {})
+        (store.root / stage / f"{'f' * 64}.lock").touch()  # a dead build's
+        (store.root / stage / f"{'f' * 64}.use").touch()
+    with store.lock("optimize", "9" * 64):  # a live build's
+        assert store.clear() == 2
+        assert not (store.root / "export").exists()
+        assert sorted(p.name for p in (store.root / "optimize").iterdir()) == [f"{'9' * 64}.lock"]
+
+
 def test_sweep_exports_once_and_a_rebuild_reuses_everything_but_measurements(
     model: Path, tmp_path: Path
 ) -> None:

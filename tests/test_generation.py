@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 import onnx
@@ -262,10 +263,18 @@ def test_decoder_bundle_has_one_cache_graph_and_is_measured(
     assert dims["attention_mask"] == ["batch_size", "past_sequence_length + sequence_length"]
     kv_heads = manifest["runtime"]["options"]["num_kv_heads"]
     assert dims[past[0]][:3] == ["batch_size", kv_heads, "past_sequence_length"]
-    if arch != "gpt2":
-        assert kv_heads == 2  # grouped-query attention: fewer key/value heads than the 4 query heads
+    config = read_json(folder / "config.json")
+    if arch != "gpt2":  # grouped-query attention: fewer key/value heads than query heads
+        assert kv_heads < config["num_attention_heads"]
 
     metrics = read_json(folder / "metrics.json")
+    # one fused attention operator per layer (cache append, rotary, grouped heads, mask), Q/K/V in one MatMul
+    assert metrics["export"]["graphs"]["model"]["attention"] == "GroupQueryAttention"
+    ops = Counter(n.op_type for n in onnx.load(str(folder / "model.onnx")).graph.node)
+    assert ops["GroupQueryAttention"] == layers and metrics["optimize"]["attention_fused"]
+    assert metrics["optimize"]["fused_operators"]["GroupQueryAttention"] == layers
+    linear = ops["MatMulInteger"] + ops["MatMul"] + ops["Gemm"] + ops["DynamicQuantizeMatMul"]
+    assert linear <= 5 * layers + 1  # per layer: Q/K/V, output, MLP gate, up, down; then lm_head
     fidelity = metrics["fidelity"]
     assert fidelity["passed"] and fidelity["generation"]["prompts"] == 6
     if quant == "none":  # fp32: what PyTorch computes, and its greedy tokens

@@ -175,6 +175,9 @@ class ExportConfig:
     # auto: a graph's weights go to <file>_data (model.onnx_data) once it passes protobuf's 2 GB limit;
     # always: every graph stores them there (the large-model path, tried on a small model)
     external_data: str = "auto"
+    # Decoder attention: auto = ONNX Runtime's fused GroupQueryAttention where the model allows it, else the
+    # plain export; fused = that or an error; plain = transformers' attention as traced (no fused operator)
+    attention: str = "auto"
     atol: float = 1e-4
     rtol: float = 1e-3
 

@@ -23,6 +23,7 @@ INT4_ACCURACY_LEVELS = (0, 1, 2, 3, 4)
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 DEVICES = ("cpu", "cuda")
 EXTERNAL_DATA = ("auto", "always")
+ATTENTION = ("auto", "fused", "plain")
 INT8_TYPES = ("int8", "uint8")
 MIN_GATE_EXAMPLES = 20  # a quality gate over fewer examples than this is refused
 
@@ -94,6 +95,7 @@ def _value_problems(cfg: DictConfig) -> list[str]:
     if not 14 <= cfg.export.opset <= 21:
         p.append(f"export.opset={cfg.export.opset}: use an ONNX opset between 14 and 21")
     _choice(p, "export.external_data", cfg.export.external_data, EXTERNAL_DATA)
+    _choice(p, "export.attention", cfg.export.attention, ATTENTION)
     b = cfg.benchmark
     for key in ("batch_sizes", "sequence_lengths"):
         if not b[key] or any(v < 1 for v in b[key]):

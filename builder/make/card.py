@@ -278,7 +278,11 @@ def _quant_text(metrics: dict[str, Any]) -> str:
 
 
 def _fused_text(metrics: dict[str, Any]) -> str:
-    fused = metrics.get("optimize", {}).get("fused_operators") or {}
+    fused = dict(metrics.get("optimize", {}).get("fused_operators") or {})
+    if not fused:  # optimization=none: what export itself fused (a decoder's attention)
+        for graph in (metrics.get("export", {}).get("graphs") or {}).values():
+            if graph.get("attention") == "GroupQueryAttention":
+                fused["GroupQueryAttention"] = fused.get("GroupQueryAttention", 0) + graph["layers"]
     return ", ".join(f"{op} x{n}" for op, n in fused.items()) or "none"
 
 

@@ -117,3 +117,21 @@ def graph_io(path: Path) -> tuple[list[str], list[str]]:
     return [i.name for i in model.graph.input if i.name not in initializers], [
         o.name for o in model.graph.output
     ]
+
+
+def keep_inputs(model: onnx.ModelProto, declared: list[onnx.ValueInfoProto]) -> None:
+    """Inputs a pass dropped because nothing reads them (a fused decoder's position_ids) go back in their place:
+    a graph's inputs are its contract with every caller, which may feed them all."""
+    present = {i.name for i in model.graph.input}
+    if all(d.name in present for d in declared):
+        return
+    by_name = {i.name: i for i in model.graph.input}
+    ordered = [by_name.pop(d.name, d) for d in declared]
+    ordered += list(by_name.values())  # any input the pass added
+    del model.graph.input[:]
+    model.graph.input.extend(ordered)
+
+
+def has_operator(path: Path, op_type: str) -> bool:
+    """Whether a graph (read without its weights) has a node of this operator type."""
+    return any(n.op_type == op_type for n in onnx.load(str(path), load_external_data=False).graph.node)

@@ -33,6 +33,10 @@ class Architecture:
     layers_key: str = "num_hidden_layers"  # config key: layers
     kv_heads_key: str | None = None  # config key: key/value heads (grouped-query attention); None: all heads
     positions_key: str = "max_position_embeddings"
+    learned_positions: bool = False  # position embeddings read from position_ids (GPT-2), not rotary
+    # Where a decoder's sliding attention window is set: "config" (config.sliding_window, every layer), "layer"
+    # (the attention module's sliding_window, per layer type), None (no window).
+    window_from: str | None = None
 
 
 _NO_TYPES = ("input_ids", "attention_mask")
@@ -74,13 +78,13 @@ ARCHITECTURES: dict[str, Architecture] = {
     # Decoders: ONNX Runtime's optimizer fuses their layer norms (gpt2 patterns), no attention.
     "gpt2": Architecture(
         "decoder", "gpt2", "n_head", "n_embd", DECODER_HEADS, inputs=_NO_TYPES, layers_key="n_layer",
-        positions_key="n_positions",
+        positions_key="n_positions", learned_positions=True,
     ),
     "llama": Architecture(**_GQA_DECODER),  # Llama 2/3, TinyLlama, SmolLM
-    "qwen2": Architecture(**_GQA_DECODER),
-    "qwen3": Architecture(**_GQA_DECODER),  # head_dim set apart from hidden / heads
-    "mistral": Architecture(**_GQA_DECODER),  # sliding-window attention
-    "phi3": Architecture(**_GQA_DECODER),
+    "qwen2": Architecture(**_GQA_DECODER, window_from="layer"),
+    "qwen3": Architecture(**_GQA_DECODER, window_from="layer"),  # head_dim set apart from hidden / heads
+    "mistral": Architecture(**_GQA_DECODER, window_from="config"),  # sliding-window attention
+    "phi3": Architecture(**_GQA_DECODER, window_from="config"),
 }  # fmt: skip
 
 

@@ -152,6 +152,17 @@ class Task:
             model, graph.input_names(facts), lambda out, kw: self.forward(out, kw, resolved, graph)
         )
 
+    def export_module(self, module: Any, attention: str) -> tuple[Any, dict[str, Any]]:
+        """What export traces for a graph's module (torch_module()), and how its attention was written (recorded
+        in metrics). `attention`: export.attention. Encoders trace the module as it is: optimization fuses their
+        attention."""
+        return module, {}
+
+    def reference_batch(self, batch: dict[str, np.ndarray], fused: bool) -> dict[str, np.ndarray]:
+        """A batch as export's check and fidelity feed it to the graph and to PyTorch; `fused`: the graph has a
+        decoder attention operator (GroupQueryAttention)."""
+        return batch
+
     # ------------------------------------------------------------------------------------------- inputs
 
     def sample_items(self) -> list[Any]:

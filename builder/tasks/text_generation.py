@@ -148,6 +148,35 @@ class TextGeneration(Task):
 
         return DecoderModule(model, cache_layout(facts.config)["num_layers"])
 
+    def export_module(self, module: Any, attention: str) -> tuple[Any, dict[str, Any]]:
+        """The fused module (builder.tasks.decoder_attention) unless export.attention=plain or, under auto, the
+        model cannot have it (the reason is recorded); export.attention=fused refuses a model that cannot."""
+        from builder.tasks.decoder_attention import FusedDecoderModule, unfused_reason
+
+        if attention == "plain":
+            return module, {"attention": "plain", "why": "export.attention=plain"}
+        reason = unfused_reason(module.model)
+        if reason is None:
+            fused = FusedDecoderModule(module.model, module.num_layers).eval()
+            return fused, {"attention": "GroupQueryAttention", "layers": module.num_layers}
+        if attention == "fused":
+            raise ValueError(
+                f"export.attention=fused: this model's attention cannot be fused ({reason}); use "
+                "export.attention=auto or plain"
+            )
+        return module, {"attention": "plain", "why": reason}
+
+    def reference_batch(self, batch: dict[str, np.ndarray], fused: bool) -> dict[str, np.ndarray]:
+        """A fused graph's rotary positions are cache positions, padding included (builder.tasks.decoder_attention):
+        PyTorch gets those as position ids, so a left-padded row's keys and a random past compare like for like.
+        (Its scores are the same either way, up to rounding: rotary attention reads only the distance between
+        positions. The greedy continuations check the runtime's loop end to end.)"""
+        if not fused:
+            return batch
+        total, new = batch["attention_mask"].shape[1], batch["input_ids"].shape[1]
+        positions = np.broadcast_to(np.arange(total - new, total), batch["input_ids"].shape)
+        return {**batch, "position_ids": np.ascontiguousarray(positions, dtype=np.int64)}
+
     def sample_batches(
         self, facts: ModelFacts, graph: Graph, batch_size: int = 4
     ) -> list[dict[str, np.ndarray]]:

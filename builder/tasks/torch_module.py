@@ -46,7 +46,10 @@ class DecoderModule(torch.nn.Module):
     ) -> tuple[torch.Tensor, ...]:
         from transformers import DynamicCache
 
-        cache = DynamicCache(config=self.model.config)
+        # A sliding window: full layers (the model masks the window itself), so the cache keeps every position as the
+        # graph's contract says (a config's sliding layers would keep only the window's last positions)
+        windowed = getattr(self.model.config, "sliding_window", None)
+        cache = DynamicCache() if windowed else DynamicCache(config=self.model.config)
         for layer in range(self.num_layers):
             cache.update(past[2 * layer], past[2 * layer + 1], layer)
         name = self._cache_arg

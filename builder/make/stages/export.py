@@ -14,9 +14,9 @@ import torch
 
 from builder.errors import StageError
 from builder.make.context import BuildContext
-from builder.make.files import onnx_size, save_onnx
+from builder.make.files import keep_inputs, onnx_size, save_onnx
 from builder.make.models import torch_outputs
-from builder.make.stages.fidelity import token_mask
+from builder.make.stages.fidelity import cache_vectors, token_mask
 from builder.runtime.session import create_session
 from builder.tasks import Graph
 
@@ -39,11 +39,20 @@ def run(ctx: BuildContext) -> dict[str, Any]:
     for graph in ctx.models.graphs:
         batches = ctx.task.sample_batches(facts, graph)
         inputs = graph.input_names(facts)
-        path = _export(modules[graph.role], graph, inputs, batches[0], folder, ctx.cfg.export)
+        try:
+            traced, attention = ctx.task.export_module(modules[graph.role], ctx.cfg.export.attention)
+        except ValueError as e:
+            raise StageError(f"export: {e}") from None
+        fused = attention.get("attention") == "GroupQueryAttention"
+        path = _export(traced, graph, inputs, batches[0], folder, ctx.cfg.export, fused)
+        del traced
         ctx.graphs[graph.role] = path
+        # checked against the module as transformers runs it, not against the traced one
+        checked = [ctx.task.reference_batch(b, fused) for b in batches]
         graphs[graph.role] = {
-            "max_abs_diff": _check(ctx, modules[graph.role], graph, path, batches),
+            "max_abs_diff": _check(ctx, modules[graph.role], graph, path, checked),
             "size_bytes": onnx_size(path),
+            **attention,
         }
     return {
         "opset": ctx.cfg.export.opset,
@@ -54,7 +63,13 @@ def run(ctx: BuildContext) -> dict[str, Any]:
 
 
 def _export(
-    module: torch.nn.Module, graph: Graph, names: tuple[str, ...], sample: dict, folder: Path, export: Any
+    module: torch.nn.Module,
+    graph: Graph,
+    names: tuple[str, ...],
+    sample: dict,
+    folder: Path,
+    export: Any,
+    fused: bool,
 ) -> Path:
     # A folder of its own: past 2 GB the exporter writes each weight to a file of its own beside the graph.
     raw_dir = folder / f"{graph.role}.raw"
@@ -73,15 +88,36 @@ def _export(
             opset_version=export.opset,
             do_constant_folding=True,
             dynamo=False,
+            # fused decoder attention (builder.tasks.decoder_attention); named only where used: the exporter
+            # warns about an unused domain
+            custom_opsets={"com.microsoft": 1} if fused else None,
         )
     model = onnx.load(str(raw), load_external_data=False)  # past 2 GB: its weights are copied file to file
+    _restore_unused_inputs(model, names, sample, graph.dynamic_axes(names))
     path = save_onnx(model, folder / graph.file, export.external_data, weights_from=raw_dir)
     shutil.rmtree(raw_dir)
     return path
 
 
+def _restore_unused_inputs(model: onnx.ModelProto, names: tuple[str, ...], sample: dict, axes: dict) -> None:
+    """The exporter drops an input the graph never reads (a fused decoder's position_ids: its rotary positions come
+    from the cache); it goes back (files.keep_inputs), typed as the sample and named as the dynamic axes."""
+    traced = {i.name: i for i in model.graph.input}
+    declared = []
+    for name in names:
+        if name not in traced:
+            array = sample[name]
+            dims = [axes.get(name, {}).get(d, size) for d, size in enumerate(array.shape)]
+            dtype = onnx.helper.np_dtype_to_tensor_dtype(array.dtype)
+            declared.append(onnx.helper.make_tensor_value_info(name, dtype, dims))
+        else:
+            declared.append(traced[name])
+    keep_inputs(model, declared)
+
+
 def _check(ctx: BuildContext, module: torch.nn.Module, graph: Graph, path: Any, batches: list[dict]) -> float:
-    """Max |onnx - torch| over valid (unpadded) positions; fails the build beyond atol + rtol*|torch|."""
+    """Max |onnx - torch| over valid (unpadded) positions, a cache's included (what a padding position holds is
+    never read); fails the build beyond atol + rtol*|torch|."""
     atol, rtol = ctx.cfg.export.atol, ctx.cfg.export.rtol
     session = create_session(path, {"providers": ["CPUExecutionProvider"]})
     taken = [i.name for i in session.get_inputs()]
@@ -91,7 +127,10 @@ def _check(ctx: BuildContext, module: torch.nn.Module, graph: Graph, path: Any, 
         got = session.run(list(graph.output_names), {n: batch[n] for n in taken})
         mask = token_mask(batch)
         for e, g, output in zip(expected, got, graph.outputs, strict=True):
-            e, g = (e[mask], g[mask]) if output.per_token else (e, g)
+            if output.cache:  # [B, heads, positions, dim]: the positions the whole mask marks real
+                e, g = cache_vectors(e, g, batch["attention_mask"].astype(bool))
+            elif output.per_token:
+                e, g = e[mask], g[mask]
             diff = np.abs(e - g)
             worst = max(worst, float(diff.max(initial=0.0)))
             excess = max(excess, float((diff - atol - rtol * np.abs(e)).max(initial=-np.inf)))

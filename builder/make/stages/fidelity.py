@@ -9,6 +9,7 @@ import numpy as np
 
 from builder.errors import StageError
 from builder.make.context import BuildContext, runtime_section
+from builder.make.files import has_operator
 from builder.make.models import TorchEngine, torch_outputs
 from builder.runtime.engine import OnnxEngine
 from builder.tasks import Output
@@ -27,8 +28,10 @@ def run(ctx: BuildContext) -> dict[str, Any]:
     for graph in graphs:
         session = sessions[graph.role]
         taken = [i.name for i in session.get_inputs()]
+        fused = has_operator(ctx.graphs[graph.role], "GroupQueryAttention")
         pairs = []
         for batch in ctx.task.fidelity_batches(facts, graph):
+            batch = ctx.task.reference_batch(batch, fused)
             ref = torch_outputs(baseline[graph.role], batch, graph.input_names(facts))
             got = session.run(list(graph.output_names), {n: batch[n] for n in taken})
             pairs.append((token_mask(batch), batch["attention_mask"].astype(bool), ref, got))
@@ -62,6 +65,15 @@ def token_mask(batch: dict[str, np.ndarray]) -> np.ndarray:
     return batch["attention_mask"][:, -batch["input_ids"].shape[1] :].astype(bool)
 
 
+def cache_vectors(ref: np.ndarray, got: np.ndarray, full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two caches [B, heads, positions, dim] as the vectors of the positions the whole mask marks real. A cache
+    that keeps only a sliding window's last positions (transformers' for Mistral) compares those."""
+    kept = min(ref.shape[2], got.shape[2])
+    full = full[:, full.shape[1] - kept :]
+    ref, got = ref[:, :, ref.shape[2] - kept :], got[:, :, got.shape[2] - kept :]
+    return ref.transpose(0, 2, 1, 3)[full], got.transpose(0, 2, 1, 3)[full]
+
+
 def compare(items: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], output: Output) -> dict:
     """items: (this call's token mask [B,T], the whole attention mask (a decoder's past included), reference,
     candidate). A cache compares the positions the whole mask marks real. Per-token outputs compare valid
@@ -72,7 +84,7 @@ def compare(items: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], 
     cosines, agree, worst = [], [], 0.0
     for mask, full, ref, got in items:
         if output.cache:  # [B, heads, positions, dim]: each real position's vectors
-            vecs = [(ref.transpose(0, 2, 1, 3)[full], got.transpose(0, 2, 1, 3)[full])]
+            vecs = [cache_vectors(ref, got, full)]
         elif per_token and ref.ndim == 3:  # [B, T, H]: one vector per valid token
             vecs = [(ref[mask], got[mask])]
         elif per_token:  # [B, T] (QA start/end): one vector per example over its valid tokens

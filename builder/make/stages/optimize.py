@@ -11,7 +11,7 @@ from typing import Any
 import onnx
 
 from builder.make.context import BuildContext
-from builder.make.files import onnx_files, remove_onnx, save_onnx
+from builder.make.files import keep_inputs, onnx_files, remove_onnx, save_onnx
 from builder.tasks.architectures import ARCHITECTURES
 
 FUSED_OPS = (
@@ -44,10 +44,12 @@ def run(ctx: BuildContext) -> dict[str, Any]:
     folder = ctx.stage_dir("optimize")
     graphs = {}
     for role, path in list(ctx.graphs.items()):
+        inputs = list(onnx.load(str(path), load_external_data=False).graph.input)
         if len(onnx_files(path)) > 1:
             graphs[role], model, weights = _optimize_external(ctx, path, folder)
         else:
             (graphs[role], model), weights = _optimize(ctx, path), None
+        keep_inputs(model, inputs)  # the optimizer prunes inputs nothing reads
         ctx.graphs[role] = save_onnx(model, folder / path.name, ctx.cfg.export.external_data, weights)
         del model
         remove_onnx(folder / f"{path.stem}.ort.onnx")  # ONNX Runtime's pass, on a graph past 2 GB
@@ -59,7 +61,9 @@ def run(ctx: BuildContext) -> dict[str, Any]:
         "nodes_before": sum(g["nodes_before"] for g in graphs.values()),
         "nodes_after": sum(g["nodes_after"] for g in graphs.values()),
         "fused_operators": dict(fused),
-        "attention_fused": bool(fused.get("Attention") or fused.get("MultiHeadAttention")),
+        "attention_fused": any(
+            fused.get(op) for op in ("Attention", "MultiHeadAttention", "GroupQueryAttention")
+        ),
         "fp16": opt.fp16,
         "graphs": graphs,
     }

@@ -13,7 +13,7 @@ import onnx
 
 from builder.config import quantization_settings
 from builder.make.context import BuildContext
-from builder.make.files import remove_onnx, save_onnx
+from builder.make.files import keep_inputs, remove_onnx, save_onnx
 from builder.make.stages.quantize.gemm import gemm_as_matmul
 
 QUANTIZED_OPS = (
@@ -53,6 +53,7 @@ def run(ctx: BuildContext) -> dict[str, Any]:
     for graph in ctx.models.graphs:
         out = folder / f"{graph.role}.quantized.onnx"
         intermediates = [out]
+        inputs = list(onnx.load(str(ctx.graphs[graph.role]), load_external_data=False).graph.input)
         if (
             chosen["method"] in ("dynamic", "int4")
             and "MatMul" in chosen["op_types"]
@@ -79,6 +80,7 @@ def run(ctx: BuildContext) -> dict[str, Any]:
 
                 quantize_dynamic(ctx.graphs[graph.role], chosen, out)
         model = onnx.load(str(out), load_external_data=False)
+        keep_inputs(model, inputs)  # the quantizers prune inputs nothing reads
         ctx.graphs[graph.role] = save_onnx(model, folder / graph.file, external, weights_from=out.parent)
         quantized += sum(n.op_type in QUANTIZED_OPS for n in model.graph.node)
         del model
