@@ -1,5 +1,6 @@
-"""export: each of the task's graphs from PyTorch to ONNX (TorchScript exporter, eager attention so ONNX Runtime
-can fuse it), with dynamic batch and sequence axes, checked against PyTorch on the built-in inputs."""
+"""export: each of the task's graphs from PyTorch to ONNX (TorchScript exporter; encoders in eager attention, which
+ONNX Runtime's optimizer fuses; decoders with their attention written fused, Task.export_module), with dynamic batch
+and sequence axes, checked against PyTorch as transformers runs it on the built-in inputs."""
 
 from __future__ import annotations
 
