@@ -163,17 +163,19 @@ class FusedDecoderModule(torch.nn.Module):
         if rotary is not None:
             positions = int(getattr(config, arch.positions_key))
             cos, sin = _rotary_tables(rotary, positions, self.head_dim)
-            self.register_buffer("cos", cos, persistent=False)
-            self.register_buffer("sin", sin, persistent=False)
+            # Persistent buffers: the exporter makes them initializers, one table for every layer (a non-persistent
+            # one becomes a Constant node per use: a copy per layer, and past 2 GB a data file of its own each)
+            self.register_buffer("cos", cos)
+            self.register_buffer("sin", sin)
         else:
             self.cos = self.sin = None
         for i, attn in enumerate(self.layers):  # one Q/K/V projection: one MatMul (one MatMulNBits) per layer
             if hasattr(attn, "q_proj"):
                 parts = (attn.q_proj, attn.k_proj, attn.v_proj)
-                self.register_buffer(f"qkv_weight_{i}", torch.cat([p.weight for p in parts]).detach(), False)
+                self.register_buffer(f"qkv_weight_{i}", torch.cat([p.weight for p in parts]).detach())
                 biases = [p.bias for p in parts]
                 packed_bias = torch.cat(biases).detach() if all(b is not None for b in biases) else None
-                self.register_buffer(f"qkv_bias_{i}", packed_bias, False)
+                self.register_buffer(f"qkv_bias_{i}", packed_bias)
 
     def forward(
         self,
