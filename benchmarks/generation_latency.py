@@ -5,7 +5,8 @@ same weights (its model builder, its Generator), on a decoder in SmolLM2-135M's 
 
 - time to first token: a 128-token prompt, one token out (batch 1);
 - decode: 128 new tokens after it (eos ignored), tokens per second, batch 1 and 8;
-- peak RSS of each side (each runs in its own worker process, which loads only its side);
+- peak RSS of each side (each runs in its own worker process, which loads only its side; VmHWM, which exec
+  resets);
 - where a bundle decode step goes: session.run vs the Python loop around it.
 
 Each side runs in a worker process; the driver alternates them round by round (who goes first rotates) and
@@ -64,7 +65,7 @@ QWEN2_5_0_5B = dict(  # Qwen/Qwen2.5-0.5B-Instruct's config.json, architecture o
 SHAPES = {"smollm2-135m": ("llama", SMOLLM2_135M), "qwen2.5-0.5b": ("qwen2", QWEN2_5_0_5B)}
 PROMPT, NEW = 128, 128
 WORKER = r"""
-import json, resource, sys, time
+import json, sys, time
 PROMPT = int(sys.argv[4])
 import numpy as np
 side, folder, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -104,7 +105,8 @@ for line in sys.stdin:
     times = []
     for _ in range(calls):
         start = time.perf_counter(); call(batch, new); times.append(time.perf_counter() - start)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a worker would report its parent's peak
+    peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
     print(json.dumps({"times": times, "peak_rss_mb": peak}), flush=True)
 """
 
@@ -176,31 +178,61 @@ def genai_model(source: Path, out: Path, threads: int) -> Path | None:
 
 
 def profile_step(bundle: Path, threads: int) -> dict:
-    """One 128-token decode at batch 1: the time inside session.run vs the whole loop."""
+    """One 128-token decode at batch 1: the time inside the cache's steps (session runs) vs the whole loop, and
+    ONNX Runtime's own profile of the decode steps: the share of kernel time per operator type."""
     import numpy as np
+    import onnxruntime as ort
 
     import builder
 
     gen = builder.load(bundle, intra_op_threads=threads).pipeline
-    run, spent = gen.engine.run, []
+    make, spent, kinds = gen.engine.kv_cache, [], []
 
-    def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
-        start = time.perf_counter()
-        out = run(*args, **kwargs)
-        spent.append(time.perf_counter() - start)
-        return out
+    def timed_cache(*args, **kwargs):  # type: ignore[no-untyped-def]
+        cache = make(*args, **kwargs)
+        kinds.append(type(cache).__name__)
+        step = cache.step
 
-    gen.engine.run = timed
+        def timed(feeds):  # type: ignore[no-untyped-def]
+            start = time.perf_counter()
+            out = step(feeds)
+            spent.append(time.perf_counter() - start)
+            return out
+
+        cache.step = timed
+        return cache
+
+    gen.engine.kv_cache = timed_cache
     prompt = np.random.default_rng(1).integers(3, 49152, size=(1, PROMPT)).tolist()
+    settings = {**gen.settings({"do_sample": False}), "max_new_tokens": NEW}
     start = time.perf_counter()
-    gen.generate_ids(prompt, {**gen.settings({"do_sample": False}), "max_new_tokens": NEW}, ignore_eos=True)
+    gen.generate_ids(prompt, settings, ignore_eos=True)
     total = time.perf_counter() - start
     steps = spent[1:]  # after the prompt
     loop = total - sum(spent)
+    # the same decode under ONNX Runtime's profiler: kernel time per operator type, decode steps only
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.enable_profiling, options.log_severity_level = threads, True, 3
+    options.profile_file_prefix = str(Path(tempfile.mkdtemp()) / "ort")
+    session = ort.InferenceSession(str(bundle / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    gen.engine.sessions["model"] = session
+    gen.generate_ids(prompt, settings, ignore_eos=True)
+    events = json.loads(Path(session.end_profiling()).read_text())
+    runs = sorted(e["ts"] for e in events if e.get("name") == "model_run")
+    per_op: dict = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["ts"] >= runs[1]:
+            op = e["args"]["op_name"]
+            per_op[op] = per_op.get(op, 0) + e["dur"]
+    kernel = sum(per_op.values())
+    top = sorted(per_op.items(), key=lambda kv: -kv[1])[:8]
     return {
+        "cache": kinds[0],
         "decode_step_ms": 1000 * statistics.median(steps),
         "session_share": sum(spent) / total,
         "python_loop_ms_per_step": 1000 * loop / len(spent),
+        "kernel_ms_per_step": kernel / 1000 / (len(runs) - 1),
+        "kernel_share_by_op": {op: round(us / kernel, 3) for op, us in top},
     }
 
 
@@ -305,8 +337,11 @@ def main() -> None:
         + " |",
         "",
         *(
-            f"Bundle {m} decode step (batch 1): {p['decode_step_ms']:.1f} ms median; session.run "
-            f"{100 * p['session_share']:.0f}% of the loop, Python around it {p['python_loop_ms_per_step']:.2f} ms a step."
+            f"Bundle {m} decode step (batch 1, {p['cache']}): {p['decode_step_ms']:.1f} ms median; session runs "
+            f"{100 * p['session_share']:.0f}% of the loop, Python around them {p['python_loop_ms_per_step']:.2f} ms a "
+            f"step; kernels {p['kernel_ms_per_step']:.1f} ms a step: "
+            + ", ".join(f"{op} {100 * share:.0f}%" for op, share in p["kernel_share_by_op"].items())
+            + "."
             for m, p in result["profile"].items()
         ),
     ]

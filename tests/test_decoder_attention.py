@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -14,6 +15,7 @@ from conftest import read_json, run_builder
 from tiny_models import decoder_config, decoder_tokenizer
 
 import builder
+from builder.runtime.kv_cache import CopiedCache, SharedCache
 
 PROMPTS = ["Hello, my name is George and", "The quick brown fox jumps over the lazy dog because", "A"]
 GREEDY = {"do_sample": False, "max_new_tokens": 12}
@@ -81,11 +83,20 @@ def test_a_sliding_window_shorter_than_the_prompt_answers_as_transformers(tmp_pa
     assert [_generate(unwindowed, p) for p in PROMPTS] != alone
 
 
+@pytest.fixture(scope="module")
+def qwen2(tiny_decoders: dict, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The tiny Qwen2 built fused (the default) and plain."""
+    out = tmp_path_factory.mktemp("qwen2")
+    return (
+        _build(tiny_decoders["qwen2"], out / "fused"),
+        _build(tiny_decoders["qwen2"], out / "plain", "export.attention=plain"),
+    )
+
+
 def test_plain_attention_on_request_and_fused_refused_where_it_cannot_be(
-    tiny_decoders: dict, tmp_path: Path
+    qwen2: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    fused = _build(tiny_decoders["qwen2"], tmp_path / "fused")
-    plain = _build(tiny_decoders["qwen2"], tmp_path / "plain", "export.attention=plain")
+    fused, plain = qwen2
     assert _ops(fused)["GroupQueryAttention"] == 2 and not _ops(plain)["GroupQueryAttention"]
     record = read_json(plain / "metrics.json")["export"]["graphs"]["model"]
     assert record["attention"] == "plain" and record["why"] == "export.attention=plain"
@@ -124,3 +135,63 @@ def test_an_unknown_attention_setting_is_refused_before_work(
         proc.returncode == 2
         and f"export.attention={value!r} is not one of: auto, fused, plain" in proc.stderr
     )
+
+
+def _cache_inputs(bundle: builder.Bundle, rows: list[list[int]]) -> dict:
+    """A left-padded prompt batch as the generation loop feeds it."""
+    longest = max(len(r) for r in rows)
+    ids = np.zeros((len(rows), longest), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for i, r in enumerate(rows):
+        ids[i, longest - len(r) :], mask[i, longest - len(r) :] = r, 1
+    return {"input_ids": ids, "attention_mask": mask, "position_ids": np.maximum(mask.cumsum(-1) - 1, 0)}
+
+
+def test_a_fused_bundle_appends_to_one_cache_buffer_in_place(qwen2: tuple[Path, Path]) -> None:
+    """The fused graph's cache outputs are GroupQueryAttention's own: the manifest says so, and the runtime binds
+    one buffer per layer as past and present. Its logits and cache equal the copied cache's step by step, the
+    buffer holds the positions run so far and nothing past them; a plain graph keeps the copied cache."""
+    fused, plain = (builder.load(f) for f in qwen2)
+    graphs = [read_json(f / "manifest.json")["runtime"]["graphs"]["model"] for f in qwen2]
+    assert graphs[0]["shared_cache"] is True and "shared_cache" not in graphs[1]
+    gen = fused.pipeline
+    rows = [fused.tokenizer.base.encode(p).ids for p in PROMPTS]
+    feeds = _cache_inputs(fused, rows)
+    batch, longest = feeds["input_ids"].shape
+    shape = (batch, gen.kv_heads, longest + 3, gen.head_dim)
+    shared = fused.engine.kv_cache(gen.past_names, gen.present_names, shape)
+    copied = CopiedCache(fused.engine, gen.past_names, gen.present_names, shape)
+    assert isinstance(shared, SharedCache)
+    assert isinstance(plain.engine.kv_cache(gen.past_names, gen.present_names, shape), CopiedCache)
+    for _ in range(3):
+        a, b = shared.step(feeds), copied.step(feeds)
+        np.testing.assert_allclose(a, b, atol=1e-5)
+        total = feeds["attention_mask"].shape[1]
+        for buffer, name in zip(shared.buffers, gen.past_names, strict=True):
+            held = buffer.numpy()
+            np.testing.assert_allclose(held[:, :, :total], copied.past[name], atol=1e-5)
+            assert not held[:, :, total:].any()  # written in place, only where the steps reached
+        token = a[:, -1].argmax(-1)[:, None]
+        mask = np.concatenate([feeds["attention_mask"], np.ones((batch, 1), dtype=np.int64)], axis=1)
+        feeds = {"input_ids": token, "attention_mask": mask, "position_ids": mask.sum(-1, keepdims=True) - 1}
+
+
+@pytest.mark.parametrize("which", ["fused", "plain"])
+def test_logits_to_keep_is_an_input_that_defaults_to_every_position(
+    qwen2: tuple[Path, Path], which: str
+) -> None:
+    """Callers that do not know logits_to_keep (Optimum, onnxruntime-genai, perplexity scoring) get every
+    position; the generation loop asks for the last one only."""
+    bundle = builder.load(qwen2[0] if which == "fused" else qwen2[1])
+    session = bundle.engine.session
+    assert [i.name for i in session.get_overridable_initializers()] == ["logits_to_keep"]
+    assert "logits_to_keep" not in [i.name for i in session.get_inputs()]
+    gen = bundle.pipeline
+    feeds = _cache_inputs(bundle, [bundle.tokenizer.base.encode(p).ids for p in PROMPTS])
+    empty = np.zeros((len(PROMPTS), gen.kv_heads, 0, gen.head_dim), dtype=np.float32)
+    feeds |= {name: empty for name in gen.past_names}
+    (every,) = session.run(["logits"], feeds)
+    assert every.shape[1] == feeds["input_ids"].shape[1]
+    for keep in (1, 2):
+        (kept,) = session.run(["logits"], {**feeds, "logits_to_keep": np.array([keep], dtype=np.int64)})
+        np.testing.assert_allclose(kept, every[:, -keep:], atol=1e-5)

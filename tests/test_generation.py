@@ -73,6 +73,45 @@ def test_greedy_text_and_ids_equal_transformers(bundles: dict, references: dict,
         )
 
 
+SEARCHES = [  # beam search and the logits processors generate() applies, each against transformers
+    {"num_beams": 2},
+    {"num_beams": 4, "length_penalty": 2.0, "no_repeat_ngram_size": 2},
+    {"num_beams": 3, "early_stopping": True, "num_return_sequences": 2},
+    {"num_beams": 4, "early_stopping": "never", "length_penalty": 0.5, "repetition_penalty": 1.3},
+    {"no_repeat_ngram_size": 1, "min_new_tokens": 8},
+    {
+        "num_beams": 2,
+        "bad_words_ids": [[15], [17, 18]],
+        "suppress_tokens": [11, 12],
+        "begin_suppress_tokens": [13],
+    },
+]
+
+
+@pytest.mark.parametrize("arch", PARITY)
+def test_beam_search_and_processors_equal_transformers(bundles: dict, references: dict, arch: str) -> None:
+    """Text through the pipeline and token ids through generate(): the same as transformers gives, for every
+    sequence it returns; a batch as its prompts alone."""
+    import torch
+
+    ours, theirs = builder.load(bundles[arch]), references[arch]
+    for kwargs in SEARCHES:
+        call = {**GREEDY, **kwargs}
+        for prompt in PROMPTS[:3]:
+            assert ours(prompt, **call) == theirs(prompt, **call), (arch, prompt, kwargs)
+            ids = ours.tokenizer.base.encode(prompt).ids
+            with torch.no_grad():
+                out = theirs.model.generate(
+                    torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long), **call
+                )
+            pad = theirs.model.generation_config.pad_token_id
+            got = ours.pipeline.generate_ids([ids], ours.pipeline.settings(call))
+            want = [row[len(ids) :].tolist() for row in out]
+            assert [w[: len(g)] for w, g in zip(want, got, strict=True)] == got, (arch, prompt, kwargs)
+            assert all(set(w[len(g) :]) <= {pad} for w, g in zip(want, got, strict=True))  # only padding cut
+        assert ours(PROMPTS[:3], **call) == [ours(p, **call) for p in PROMPTS[:3]], (arch, kwargs)
+
+
 def test_chat_goes_through_the_chat_template(bundles: dict, references: dict) -> None:
     ours, theirs = builder.load(bundles["llama"]), references["llama"]
     chat = [
@@ -272,6 +311,11 @@ def test_decoder_bundle_has_one_cache_graph_and_is_measured(
     assert metrics["export"]["graphs"]["model"]["attention"] == "GroupQueryAttention"
     ops = Counter(n.op_type for n in onnx.load(str(folder / "model.onnx")).graph.node)
     assert ops["GroupQueryAttention"] == layers and metrics["optimize"]["attention_fused"]
+    # the cache outputs are the operator's own (one buffer as past and present), and the head can keep the last
+    # positions only: through optimization and quantization
+    assert graph["shared_cache"] is True
+    inits = {i.name for i in onnx.load(str(folder / "model.onnx")).graph.initializer}
+    assert "logits_to_keep" in inits and "logits_to_keep" in dims
     assert metrics["optimize"]["fused_operators"]["GroupQueryAttention"] == layers
     linear = ops["MatMulInteger"] + ops["MatMul"] + ops["Gemm"] + ops["DynamicQuantizeMatMul"]
     assert linear <= 5 * layers + 1  # per layer: Q/K/V, output, MLP gate, up, down; then lm_head

@@ -42,7 +42,7 @@ class BuildContext:
 
 def runtime_section(ctx: BuildContext) -> dict[str, Any]:
     """The manifest's runtime section (format 2): what the runtime needs to run the graphs."""
-    from builder.make.files import graph_io
+    from builder.make.files import graph_io, written_by
 
     cfg, task = ctx.cfg, ctx.task
     graphs = {}
@@ -54,6 +54,10 @@ def runtime_section(ctx: BuildContext) -> dict[str, Any]:
             "outputs": outputs,
             "token_outputs": [o.name for o in graph.outputs if o.per_token],
         }
+        cache = {o.name for o in graph.outputs if o.cache}
+        if cache and cache <= written_by(ctx.graphs[graph.role], "GroupQueryAttention"):
+            # the operator appends to its past in place when past and present are one buffer (runtime/kv_cache.py)
+            graphs[graph.role]["shared_cache"] = True
     return {
         "task": task.name,
         "pipeline": task.pipeline,

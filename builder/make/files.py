@@ -119,6 +119,13 @@ def graph_io(path: Path) -> tuple[list[str], list[str]]:
     ]
 
 
+def written_by(path: Path, op_type: str) -> set[str]:
+    """The graph outputs (read without the weights) that a node of this operator type writes itself."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+    outputs = {o.name for o in graph.output}
+    return {name for node in graph.node if node.op_type == op_type for name in node.output if name in outputs}
+
+
 def keep_inputs(model: onnx.ModelProto, declared: list[onnx.ValueInfoProto]) -> None:
     """Inputs a pass dropped because nothing reads them (a fused decoder's position_ids) go back in their place:
     a graph's inputs are its contract with every caller, which may feed them all."""

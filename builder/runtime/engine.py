@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from builder.errors import BundleIntegrityError
+from builder.runtime.kv_cache import CopiedCache, SharedCache
 from builder.runtime.session import create_session
 from builder.runtime.tokenizer import BundleTokenizer, pad
 
@@ -22,12 +23,21 @@ class GraphIO:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     token_outputs: frozenset[str]  # per-token outputs: cut back to each encoding's own length
+    optional: frozenset[str] = frozenset()  # inputs with a default a caller may override (logits_to_keep)
+    shared_cache: bool = (
+        False  # one buffer may be bound as both past and present (builder/runtime/kv_cache.py)
+    )
 
 
 def graph_io(graphs: Mapping[str, Mapping[str, Any]]) -> dict[str, GraphIO]:
     """The manifest's runtime.graphs as GraphIO by role."""
     return {
-        role: GraphIO(tuple(g["inputs"]), tuple(g["outputs"]), frozenset(g.get("token_outputs", ())))
+        role: GraphIO(
+            tuple(g["inputs"]),
+            tuple(g["outputs"]),
+            frozenset(g.get("token_outputs", ())),
+            shared_cache=g.get("shared_cache") is True,
+        )
         for role, g in graphs.items()
     }
 
@@ -50,6 +60,17 @@ class Engine:
 
     def run(self, outputs: list[str], feeds: dict[str, np.ndarray], graph: str = "model") -> list[np.ndarray]:
         raise NotImplementedError
+
+    def kv_cache(
+        self,
+        past_names: Sequence[str],
+        present_names: Sequence[str],
+        shape: tuple[int, int, int, int],
+        graph: str = "model",
+    ) -> Any:
+        """The key/value cache a generation loop steps through (builder/runtime/kv_cache.py); `shape`: batch, kv
+        heads, the most positions it will hold, head size."""
+        return CopiedCache(self, past_names, present_names, shape, graph)
 
     def infer(
         self, encodings: Sequence[Any], outputs: list[str], batch_size: int = 32, graph: str = "model"
@@ -92,8 +113,10 @@ class OnnxEngine(Engine):
             role,
             io,
         ) in self.graphs.items():  # what the session takes is the truth (an exporter may drop an input)
-            taken = tuple(i.name for i in self.sessions[role].get_inputs())
-            self.graphs[role] = GraphIO(taken, io.outputs, io.token_outputs)
+            session = self.sessions[role]
+            taken = tuple(i.name for i in session.get_inputs())
+            optional = frozenset(i.name for i in session.get_overridable_initializers())
+            self.graphs[role] = GraphIO(taken, io.outputs, io.token_outputs, optional, io.shared_cache)
         self.folder = folder
         try:
             self.tokenizer = BundleTokenizer(folder, runtime["max_length"])
@@ -123,6 +146,18 @@ class OnnxEngine(Engine):
     @session.setter
     def session(self, value: Any) -> None:
         self.sessions["model"] = value
+
+    def kv_cache(
+        self,
+        past_names: Sequence[str],
+        present_names: Sequence[str],
+        shape: tuple[int, int, int, int],
+        graph: str = "model",
+    ) -> Any:
+        if not self.graphs[graph].shared_cache:
+            return super().kv_cache(past_names, present_names, shape, graph)
+        device = "cuda" if self.io_binding else "cpu"
+        return SharedCache(self.sessions[graph], past_names, present_names, shape, device)
 
     def run(self, outputs: list[str], feeds: dict[str, np.ndarray], graph: str = "model") -> list[np.ndarray]:
         session = self.sessions[graph]

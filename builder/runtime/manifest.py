@@ -2,7 +2,9 @@
 runtime section that says how to run the bundle.
 
 Format 2 names the graphs by role: runtime.graphs = {"model": {"file", "inputs", "outputs", "token_outputs"}}
-(later "encoder", "decoder", ...), and the task's runtime options in runtime.options. Format 1 (one graph,
+(later "encoder", "decoder", ...), and the task's runtime options in runtime.options. A graph whose key/value
+cache outputs are written by GroupQueryAttention says "shared_cache": true (the runtime may bind one buffer as
+both past and present). Format 1 (one graph,
 model.onnx) is read as the same shape."""
 
 from __future__ import annotations

@@ -36,6 +36,8 @@ class Graph:
     outputs: tuple[Output, ...]
     inputs: tuple[str, ...] | None = None
     axes: Mapping[str, Mapping[int, str]] | None = None
+    # export adds an optional `logits_to_keep` input (builder.make.logits_to_keep): the last positions' logits only
+    logits_to_keep: bool = False
 
     @property
     def file(self) -> str:

@@ -74,7 +74,7 @@ class TextGeneration(Task):
             *(Output(n, False, cache=True) for n in present),
         )
         inputs = ("input_ids", "attention_mask", "position_ids", *past)
-        return (Graph("model", outputs, inputs=inputs, axes=axes),)
+        return (Graph("model", outputs, inputs=inputs, axes=axes, logits_to_keep=True),)
 
     def runtime_options(self, options: dict[str, Any], folder: Path) -> dict[str, Any]:
         return cache_layout(json.loads((folder / "config.json").read_text(encoding="utf-8")))

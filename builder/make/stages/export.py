@@ -16,6 +16,7 @@ import torch
 from builder.errors import StageError
 from builder.make.context import BuildContext
 from builder.make.files import keep_inputs, onnx_size, save_onnx
+from builder.make.logits_to_keep import add_logits_to_keep
 from builder.make.models import torch_outputs
 from builder.make.stages.fidelity import cache_vectors, token_mask
 from builder.runtime.session import create_session
@@ -95,6 +96,8 @@ def _export(
         )
     model = onnx.load(str(raw), load_external_data=False)  # past 2 GB: its weights are copied file to file
     _restore_unused_inputs(model, names, sample, graph.dynamic_axes(names))
+    if graph.logits_to_keep:
+        add_logits_to_keep(model)
     path = save_onnx(model, folder / graph.file, export.external_data, weights_from=raw_dir)
     shutil.rmtree(raw_dir)
     return path

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+import onnxruntime as ort
 
 from builder.make.context import BuildContext
 from builder.make.files import keep_inputs, onnx_files, remove_onnx, save_onnx
@@ -42,6 +43,9 @@ def run(ctx: BuildContext) -> dict[str, Any]:
         nodes = sum(len(onnx.load(str(p), load_external_data=False).graph.node) for p in ctx.graphs.values())
         return {"level": opt.level, "nodes_before": nodes, "skipped": True}
     folder = ctx.stage_dir("optimize")
+    # ONNX Runtime's own pass opens a session at the default log level, which warns of every overridable initializer
+    # (a decoder's logits_to_keep, builder/make/logits_to_keep.py): errors only, as builder's sessions log
+    ort.set_default_logger_severity(3)
     graphs = {}
     for role, path in list(ctx.graphs.items()):
         inputs = list(onnx.load(str(path), load_external_data=False).graph.input)

@@ -6,7 +6,8 @@ generation_config.json, then the call's arguments, with the pipeline's own defau
 do_sample, temperature 0.7) where neither set them; logits go through repetition penalty, temperature, top-k,
 top-p in that order; a finished row gets the pad token; the full text is the prompt plus the decoded new tokens.
 Lists of prompts run as one left-padded batch with position ids from the mask, so each row is what its prompt
-gives alone. Sampling draws from numpy's generator: reproducible with `seed`, not torch's random stream."""
+gives alone. The key/value cache is the engine's (builder/runtime/kv_cache.py): a bundle whose attention is fused keeps
+it in one buffer per layer that the graph appends to in place. Sampling draws from numpy's generator: reproducible with `seed`, not torch's random stream."""
 
 from __future__ import annotations
 
@@ -17,32 +18,17 @@ from typing import Any
 
 import numpy as np
 
+from builder.runtime import generation
 from builder.runtime.engine import check_batch_size
+from builder.runtime.generation import token_ids
 from builder.runtime.pipelines.base import Pipeline
 
-GLOBAL_DEFAULTS = {  # transformers' GenerationConfig defaults
-    "max_length": 20,
-    "max_new_tokens": None,
-    "do_sample": False,
-    "temperature": 1.0,
-    "top_k": 50,
-    "top_p": 1.0,
-    "repetition_penalty": 1.0,
-    "num_return_sequences": 1,
-}
 PIPELINE_DEFAULTS = {
     "max_new_tokens": 256,
     "do_sample": True,
     "temperature": 0.7,
 }  # where nothing else set them
-SAMPLING = ("temperature", "top_k", "top_p")
-GENERATION_KEYS = (*GLOBAL_DEFAULTS, "eos_token_id", "pad_token_id", "bos_token_id")
-
-
-def _ids(value: Any) -> list[int]:
-    if value is None:
-        return []
-    return [int(v) for v in value] if isinstance(value, (list, tuple)) else [int(value)]
+LAST = np.array([1], dtype=np.int64)
 
 
 class TextGeneration(Pipeline):
@@ -55,9 +41,9 @@ class TextGeneration(Pipeline):
         folder = Path(engine.folder)
         path = folder / "generation_config.json"
         saved = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        self.model_settings = {k: v for k, v in saved.items() if k in GENERATION_KEYS}
+        self.model_settings = {k: v for k, v in saved.items() if k in generation.KEYS}
         config = engine.model_config
-        self.eos = _ids(saved.get("eos_token_id", config.get("eos_token_id")))
+        self.eos = token_ids(saved.get("eos_token_id", config.get("eos_token_id")))
         pad = saved.get("pad_token_id", config.get("pad_token_id"))
         tok_pad = self.tok.token_id(self.tok.config.get("pad_token"))
         self.pad = int(pad if pad is not None else tok_pad if tok_pad is not None else (self.eos or [0])[0])
@@ -98,10 +84,12 @@ class TextGeneration(Pipeline):
         if not (isinstance(text_input, str) or _is_chat(text_input)):
             raise ValueError("stream() takes one prompt (a text or a chat)")
         s = self.settings(kwargs)
-        if s["num_return_sequences"] != 1:
-            raise ValueError("stream() gives one sequence: num_return_sequences must be 1")
+        if s["num_return_sequences"] != 1 or s["num_beams"] != 1:
+            raise ValueError(
+                "stream() gives one sequence as it grows: num_return_sequences and num_beams must be 1"
+            )
         sent, text = "", ""
-        for new in self._steps([self._encode(text_input, s["truncate"])], s):
+        for new in self._search([self._encode(text_input, s["truncate"])], s):
             text = self._cut_at_stop(self._decode(new[0]), s["stop"])
             if len(text) > len(sent) and text.startswith(sent) and not text.endswith("\ufffd"):
                 yield text[len(sent) :]
@@ -136,33 +124,11 @@ class TextGeneration(Pipeline):
     # ------------------------------------------------------------------------------------------ settings
 
     def settings(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The generation settings of a call, as transformers' pipeline resolves them."""
-        unknown = set(kwargs) - {*GENERATION_KEYS, "stop", "seed", "truncate"}
-        if unknown:
-            raise ValueError(f"text-generation: unknown argument(s) {', '.join(sorted(unknown))}")
-        set_params = {**self.model_settings, **{k: v for k, v in kwargs.items() if k in GENERATION_KEYS}}
-        added = {
-            k: v
-            for k, v in PIPELINE_DEFAULTS.items()
-            if k not in set_params and not (k == "max_new_tokens" and "max_length" in set_params)
-        }
-        if not {**set_params, **added}.get("do_sample"):
-            added = {k: v for k, v in added.items() if k not in SAMPLING}
-        s = {**GLOBAL_DEFAULTS, **set_params, **added}
-        for key, low in (("max_new_tokens", 0), ("num_return_sequences", 1), ("top_k", 0)):
-            if s[key] is not None and (
-                not isinstance(s[key], int) or isinstance(s[key], bool) or s[key] < low
-            ):
-                raise ValueError(f"{key}={s[key]!r}: give an integer >= {low}")
-        for key in ("temperature", "repetition_penalty"):
-            if not isinstance(s[key], (int, float)) or s[key] <= 0:
-                raise ValueError(f"{key}={s[key]!r}: give a number > 0")
-        if not isinstance(s["top_p"], (int, float)) or not 0 < s["top_p"] <= 1:
-            raise ValueError(f"top_p={s['top_p']!r}: give a number in (0, 1]")
-        stop = kwargs.get("stop") or []
-        s["stop"] = [stop] if isinstance(stop, str) else list(stop)
-        s["seed"], s["truncate"] = kwargs.get("seed"), bool(kwargs.get("truncate", False))
-        return s
+        """The generation settings of a call, as transformers' pipeline resolves them (generation.resolve)."""
+        try:
+            return generation.resolve(self.model_settings, kwargs, PIPELINE_DEFAULTS)
+        except ValueError as e:
+            raise ValueError(f"text-generation: {e}") from None
 
     # ---------------------------------------------------------------------------------------- generation
 
@@ -170,101 +136,36 @@ class TextGeneration(Pipeline):
         """Per prompt, its num_return_sequences generated texts (new text only)."""
         s = self.settings(kwargs)
         encoded = [self._encode(p, s["truncate"]) for p in prompts]
-        rows = [ids for ids in encoded for _ in range(s["num_return_sequences"])]
-        texts = [self._cut_at_stop(self._decode(ids), s["stop"]) for ids in self.generate_ids(rows, s)]
+        texts = [self._cut_at_stop(self._decode(ids), s["stop"]) for ids in self.generate_ids(encoded, s)]
         n = s["num_return_sequences"]
         return [texts[i * n : (i + 1) * n] for i in range(len(prompts))]
 
     def generate_ids(
         self, rows: list[list[int]], s: dict[str, Any], ignore_eos: bool = False
     ) -> list[list[int]]:
-        """The new token ids of each row (a prompt's ids), until eos (included, as generate() returns it), a
-        stop string, max_new_tokens or the context's end. `s`: resolved settings (settings()); ignore_eos: run to
-        the end."""
-        new: list[list[int]] = [[] for _ in rows]
-        for state in self._steps(rows, s, ignore_eos):
+        """The new token ids of each prompt (num_return_sequences each, prompt by prompt), until eos (included, as
+        generate() returns it), a stop string, max_new_tokens or the context's end. `s`: resolved settings
+        (settings()); ignore_eos: run to the end."""
+        new: list[list[int]] = []
+        for state in self._search(rows, s, ignore_eos):
             new = state
         return new
 
-    def _steps(
+    def _search(
         self, rows: list[list[int]], s: dict[str, Any], ignore_eos: bool = False
     ) -> Iterator[list[list[int]]]:
-        """The generation loop; yields every row's new ids after each step. The prompt batch runs once with an
-        empty past; then each step feeds only the chosen tokens and the cache the previous step returned."""
+        """generation.generate over this bundle's decoder: the prompts run once, as one left-padded batch with an
+        empty past; each later step feeds only the chosen tokens."""
         longest = max(len(r) for r in rows)
         budget = s["max_new_tokens"] if s["max_new_tokens"] is not None else max(s["max_length"] - longest, 0)
-        budget = min(budget, self.max_positions - longest)
-        rng = np.random.default_rng(s["seed"])
-        batch = len(rows)
-        ids = np.full((batch, longest), self.pad, dtype=np.int64)
-        mask = np.zeros((batch, longest), dtype=np.int64)
-        for i, r in enumerate(rows):  # left padding
-            if r:
-                ids[i, longest - len(r) :] = r
-                mask[i, longest - len(r) :] = 1
-        history = [list(r) for r in rows]  # what repetition penalty sees: each row's real tokens
-        new: list[list[int]] = [[] for _ in rows]
-        finished = np.zeros(batch, dtype=bool)
-        past = {
-            n: np.zeros((batch, self.kv_heads, 0, self.head_dim), dtype=np.float32) for n in self.past_names
-        }
-        outputs = ["logits", *self.present_names]
-        step_ids, step_mask = ids, mask
-        for _ in range(budget):
-            position = np.maximum(step_mask.cumsum(-1) - 1, 0)[:, -step_ids.shape[1] :]
-            out = self.engine.run(
-                outputs,
-                {"input_ids": step_ids, "attention_mask": step_mask, "position_ids": position, **past},
-            )
-            past = dict(zip(self.past_names, out[1:], strict=True))
-            scores = np.asarray(out[0][:, -1, :], dtype=np.float32)
-            chosen = np.full(batch, self.pad, dtype=np.int64)  # a finished row gets the pad token
-            for i in np.flatnonzero(~finished):
-                token = self._next(scores[i], history[i], s, rng)
-                chosen[i] = token
-                new[i].append(token)
-                history[i].append(token)
-                if (
-                    not ignore_eos
-                    and token in self.eos
-                    or s["stop"]
-                    and any(stop in self._decode(new[i]) for stop in s["stop"])
-                ):
-                    finished[i] = True
-            yield new
-            if finished.all():
-                return
-            step_ids = chosen[:, None]
-            step_mask = np.concatenate([step_mask, np.ones((batch, 1), dtype=np.int64)], axis=1)
+        budget = max(min(budget, self.max_positions - longest), 0)
+        steps = DecoderSteps(self, rows, longest + budget)
+        stops = s["stop"]
 
-    def _next(
-        self, scores: np.ndarray, history: list[int], s: dict[str, Any], rng: np.random.Generator
-    ) -> int:
-        """transformers' order: repetition penalty, then (sampling only) temperature, top-k, top-p."""
-        if s["repetition_penalty"] != 1.0 and history:
-            seen = np.unique(np.asarray(history, dtype=np.int64))
-            values = scores[seen]
-            scores = scores.copy()
-            scores[seen] = np.where(
-                values < 0, values * s["repetition_penalty"], values / s["repetition_penalty"]
-            )
-        if not s["do_sample"]:
-            return int(np.argmax(scores))
-        scores = scores / np.float32(s["temperature"])
-        if s["top_k"]:
-            k = min(int(s["top_k"]), scores.size)
-            kth = np.partition(scores, -k)[-k]
-            scores = np.where(scores < kth, -np.inf, scores)
-        if s["top_p"] < 1.0:
-            order = np.argsort(scores, kind="stable")  # ascending, as transformers sorts
-            probs = _softmax(scores[order])
-            cumulative = np.cumsum(probs)
-            remove = cumulative <= (1 - s["top_p"])
-            remove[-1] = False  # keep at least one
-            scores = scores.copy()
-            scores[order[remove]] = -np.inf
-        probs = _softmax(scores).astype(np.float64)
-        return int(rng.choice(scores.size, p=probs / probs.sum()))
+        def stop(new: list[int]) -> bool:
+            return bool(stops) and any(text in self._decode(new) for text in stops)
+
+        yield from generation.generate(steps, rows, s, self.eos, self.pad, budget, ignore_eos, stop)
 
     # ------------------------------------------------------------------------------------------ scoring
 
@@ -368,6 +269,42 @@ class TextGeneration(Pipeline):
         return text
 
 
+class DecoderSteps:
+    """generation.Steps over a decoder-only graph: the prompts as one left-padded batch (position ids from the
+    mask), then one token per row and step, with the engine's key/value cache (builder/runtime/kv_cache.py)."""
+
+    def __init__(self, gen: TextGeneration, rows: list[list[int]], positions: int):
+        """positions: the most the cache will hold (the longest prompt and every new token)."""
+        longest = max(len(r) for r in rows)
+        self.ids = np.full((len(rows), longest), gen.pad, dtype=np.int64)
+        self.mask = np.zeros((len(rows), longest), dtype=np.int64)
+        for i, r in enumerate(rows):  # left padding
+            if r:
+                self.ids[i, longest - len(r) :] = r
+                self.mask[i, longest - len(r) :] = 1
+        shape = (len(rows), gen.kv_heads, positions, gen.head_dim)
+        self.cache = gen.engine.kv_cache(gen.past_names, gen.present_names, shape)
+        # the last position's logits only, where the graph takes logits_to_keep (builder/make/logits_to_keep.py)
+        optional = gen.engine.graphs["model"].optional
+        self.keep = {"logits_to_keep": LAST} if "logits_to_keep" in optional else {}
+
+    def first(self) -> np.ndarray:
+        return self._run(self.ids)
+
+    def next(self, tokens: np.ndarray) -> np.ndarray:
+        self.mask = np.concatenate([self.mask, np.ones((len(self.mask), 1), dtype=np.int64)], axis=1)
+        return self._run(np.asarray(tokens, dtype=np.int64)[:, None])
+
+    def reorder(self, rows: np.ndarray) -> None:
+        self.mask = self.mask[rows]
+        self.cache.reorder(rows, self.mask.shape[1])
+
+    def _run(self, ids: np.ndarray) -> np.ndarray:
+        position = np.maximum(self.mask.cumsum(-1) - 1, 0)[:, -ids.shape[1] :]
+        feeds = {"input_ids": ids, "attention_mask": self.mask, "position_ids": position, **self.keep}
+        return np.asarray(self.cache.step(feeds)[:, -1, :], dtype=np.float32)
+
+
 def _is_chat(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(m, dict) and "role" in m for m in value)
 
@@ -384,12 +321,6 @@ def _chat_template(folder: Path, config: dict[str, Any]) -> str | None:
     if isinstance(template, list):  # named templates: the default one
         template = next((t["template"] for t in template if t.get("name") == "default"), None)
     return template
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    finite = x[np.isfinite(x)]
-    shifted = np.exp(x - (finite.max() if finite.size else 0.0))
-    return shifted / shifted.sum()
 
 
 def _clean_up(text: str) -> str:

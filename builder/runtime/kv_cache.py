@@ -1,0 +1,111 @@
+"""A decoder's key/value cache between generation steps, in one of two forms.
+
+- CopiedCache, for any engine and any decoder graph: each step feeds the past as arrays and takes the present back.
+  The graph returns past + new, so every step copies the whole cache (ONNX Runtime writes present, numpy keeps it).
+- SharedCache, for an ONNX Runtime graph whose cache outputs GroupQueryAttention writes itself (the manifest's
+  runtime.graphs.<role>.shared_cache): one buffer per layer and kind, (batch, kv heads, prompt + new tokens,
+  head size), bound through IOBinding as both the past input and the present output. The operator then appends
+  each step's keys and values in place and reads only the positions the attention mask covers; nothing is copied
+  between steps. On a GPU the buffers live on the device, so the cache never crosses to the host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
+class CopiedCache:
+    """The cache as arrays, fed back each step (engine.run: ONNX Runtime or PyTorch)."""
+
+    def __init__(
+        self,
+        engine: Any,
+        past_names: Sequence[str],
+        present_names: Sequence[str],
+        shape: tuple[int, int, int, int],
+        graph: str = "model",
+    ):
+        self.engine, self.graph, self.present_names = engine, graph, list(present_names)
+        empty = (shape[0], shape[1], 0, shape[3])  # the prompt runs with a zero-length past
+        self.past = {name: np.zeros(empty, dtype=np.float32) for name in past_names}
+
+    def step(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """Run one step (its new tokens, the mask of past + new); the logits."""
+        out = self.engine.run(["logits", *self.present_names], {**feeds, **self.past}, self.graph)
+        self.past = dict(zip(self.past, out[1:], strict=True))
+        return out[0]
+
+    def reorder(self, rows: np.ndarray, positions: int) -> None:
+        """Row i continues row rows[i] (beam search; every row repeated): the past rows gathered."""
+        if len(rows) == len(next(iter(self.past.values()))) and (rows == np.arange(len(rows))).all():
+            return
+        self.past = {name: past[rows] for name, past in self.past.items()}
+
+
+class SharedCache:
+    """The cache as one preallocated buffer per past/present pair, bound as both (see the module docstring).
+    `shape`: (batch, kv heads, the longest prompt + every new token, head size)."""
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        past_names: Sequence[str],
+        present_names: Sequence[str],
+        shape: tuple[int, int, int, int],
+        device: str = "cpu",
+    ):
+        self.session, self.binding = session, session.io_binding()  # one binding per generation: one thread
+        self.names = list(zip(past_names, present_names, strict=True))
+        types = {i.name: i.type for i in session.get_inputs()}
+        self.dtypes = [DTYPES[types[past]] for past, _ in self.names]
+        self.device, self.shape = device, shape
+        self.binding.bind_output("logits", "cpu")  # first: get_outputs()[0]
+        self._bind([self._buffer(shape, dtype) for dtype in self.dtypes])
+
+    def _buffer(self, shape: tuple[int, ...], dtype: Any) -> ort.OrtValue:
+        if self.device == "cpu":  # zeros: calloc'd pages, nothing written until the operator writes them
+            return ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, dtype=dtype))
+        # positions past the mask are never read, so device memory needs no clearing
+        return ort.OrtValue.ortvalue_from_shape_and_type(list(shape), dtype, self.device, 0)
+
+    def _bind(self, buffers: list[ort.OrtValue]) -> None:
+        self.buffers = buffers
+        for (past, present), buffer in zip(self.names, buffers, strict=True):
+            self.binding.bind_ortvalue_input(past, buffer)
+            self.binding.bind_ortvalue_output(present, buffer)
+
+    def reorder(self, rows: np.ndarray, positions: int) -> None:
+        """Row i continues row rows[i]: only the first `positions` positions of the rows that change are copied
+        (beam search keeps most rows in place); a new row count (every row repeated) gets new buffers."""
+        same = len(rows) == self.shape[0]
+        changed = np.flatnonzero(rows != np.arange(len(rows))) if same else np.arange(len(rows))
+        if not len(changed):
+            return
+        shape = (len(rows), *self.shape[1:])
+        fresh = [] if same else [self._buffer(shape, dtype) for dtype in self.dtypes]
+        for i, buffer in enumerate(self.buffers):
+            # on the CPU numpy() is a view of the buffer's memory; a device buffer comes to the host and back
+            old = buffer.numpy()
+            new = old if same else fresh[i].numpy()
+            new[changed, :, :positions] = old[rows[changed], :, :positions]  # the gather copies first
+            if self.device != "cpu":  # beam search on a GPU pays this round trip
+                (buffer if same else fresh[i]).update_inplace(new)
+        if not same:
+            self.shape = shape
+            self._bind(fresh)
+
+    def step(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """Run one step (its new tokens, the mask of past + new); the logits."""
+        for name, array in feeds.items():  # as OrtValues: bind_cpu_input refuses an overridable initializer
+            self.binding.bind_ortvalue_input(
+                name, ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array))
+            )
+        self.binding.bind_output("logits", "cpu")  # unallocated again: a run's logits may differ in shape
+        self.session.run_with_iobinding(self.binding)
+        return self.binding.get_outputs()[0].numpy()
