@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny_models import DECODERS, HEADS, make_decoder, make_model  # noqa: E402
+from tiny_models import DECODERS, HEADS, SEQ2SEQ, make_decoder, make_model, make_seq2seq  # noqa: E402
 
 from builder.tasks import tasks_of  # noqa: E402
 
@@ -39,6 +39,13 @@ def tiny_decoders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Every decoder architecture as a tiny random causal language model with a byte-level BPE tokenizer."""
     root = tmp_path_factory.mktemp("tiny-decoders")
     return {arch: make_decoder(root, arch) for arch in DECODERS}
+
+
+@pytest.fixture(scope="session")
+def tiny_seq2seq(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every encoder-decoder architecture as a tiny model trained briefly on the corpus (its words reversed)."""
+    root = tmp_path_factory.mktemp("tiny-seq2seq")
+    return {arch: make_seq2seq(root, arch) for arch in SEQ2SEQ}
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,34 @@ def test_entries_are_found_past_a_damaged_record(tmp_path: Path) -> None:
     graph.write_bytes(b"graph bytes")
     entry = store.store("export", "d" * 64, [graph], {})
     assert store.entries() == [entry]
+
+
+def test_a_record_naming_another_stage_is_no_entry(tmp_path: Path) -> None:
+    """An entry's record names its own stage folder: a record of another stage, whichever way the names sort, is
+    not this cache's entry (clear would delete it as one)."""
+    store = StageCache(tmp_path)
+    key = "a" * 64
+    for folder, named in (("export", "optimize"), ("optimize", "export")):
+        (tmp_path / folder / key).mkdir(parents=True)
+        (tmp_path / folder / key / "record.json").write_text(json.dumps({"stage": named, "key": key}))
+    assert store.entries() == []
+
+
+def test_an_entry_just_stored_is_not_hashed_again_when_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next job in the process that loads an entry this one stored takes its files' digests from memory: a
+    1.5B decoder's 7 GB of weights are not read again to check them."""
+    import builder.digests as digests
+
+    store = StageCache(tmp_path / "cache")
+    graph = tmp_path / "model.onnx"
+    graph.write_bytes(b"graph bytes")
+    store.store("export", "b" * 64, [graph], {"graphs": {}})
+    hashed: list[Path] = []
+    original = digests.sha256_file
+    monkeypatch.setattr(digests, "sha256_file", lambda path: hashed.append(path) or original(path))
+    assert store.load("export", "b" * 64) is not None and hashed == []
 
 
 def test_clear_removes_the_stale_locks_of_its_stages_and_keeps_a_held_one(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ PARTNERS = {
     ("optimization", "O4"): ["hardware=cuda", "quantization=none"],
     ("task", "zero-shot-classification"): ["model=deberta_v3_zeroshot"],  # needs an NLI model
     ("task", "text-generation"): ["model=smollm2_135m_instruct"],  # needs a decoder
+    **{("task", t): ["model=t5_small"] for t in ("text2text-generation", "summarization", "translation")},
 }
 
 
@@ -41,6 +42,7 @@ def test_every_group_has_its_options() -> None:
         + [("model", m) for m in ("minilm_l6", "roberta_base_squad2", "distilbert_sst2", "bert_ner")]
         + [("model", m) for m in ("all_mpnet_base_v2", "modernbert_base", "deberta_v3_zeroshot")]
         + [("model", m) for m in ("smollm2_135m_instruct", "qwen2_5_0_5b_instruct")]
+        + [("model", m) for m in ("t5_small", "bart_large_cnn")]
         + [("task", t) for t in TASKS]
     ):
         assert expected in options
@@ -89,7 +91,7 @@ def test_validation_reports_every_problem_at_once(tmp_path: Path) -> None:
             "+model.foo=1",
             "optimization.level=O9",
             "quantization.method=xyz",
-            "task.name=translation",
+            "task.name=translate-everything",
             f"output_dir={tmp_path}",
         ]
     )
@@ -100,7 +102,7 @@ def test_validation_reports_every_problem_at_once(tmp_path: Path) -> None:
         [
             "optimization.level=O9",
             "quantization.method=xyz",
-            "task.name=translation",
+            "task.name=translate-everything",
             "hardware.session_optimization=max",
             f"output_dir={tmp_path}",
         ]
@@ -112,7 +114,7 @@ def test_validation_reports_every_problem_at_once(tmp_path: Path) -> None:
     for key in (
         "optimization.level='O9'",
         "quantization.method='xyz'",
-        "task.name='translation'",
+        "task.name='translate-everything'",
         "hardware.session_optimization='max' is not one of: disable, basic, extended, all",
     ):
         assert key in text

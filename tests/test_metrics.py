@@ -124,3 +124,53 @@ def test_metrics_load_offline_as_evaluate_modules(monkeypatch: pytest.MonkeyPatc
     assert f1 == 1.0
     sim = load_metric("similarity").compute(predictions=[0.1, 0.9], references=[1.0, 4.0])
     assert sim["spearman"] == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------------------------- generated text vs references
+
+
+def test_rouge_against_hand_counts_and_rouge_scores_readme() -> None:
+    from builder.metrics.text_overlap import rouge, rouge_scores
+
+    # 6 tokens each, 5 shared unigrams, 3 of 5 bigrams, a common subsequence of 5
+    scores = rouge_scores("the cat sat on the mat", "The cat is on the mat!")
+    assert scores["rouge1"] == pytest.approx(5 / 6) and scores["rouge2"] == pytest.approx(0.6)
+    assert scores["rougeL"] == pytest.approx(5 / 6) and scores["rougeLsum"] == pytest.approx(5 / 6)
+    # rouge_score's README: P 0.75, R 0.667 for rouge1; P 0.625, R 0.556 for rougeL
+    readme = rouge_scores(
+        "The quick brown dog jumps on the log.", "The quick brown fox jumps over the lazy dog"
+    )
+    assert readme["rouge1"] == pytest.approx(2 * 0.75 * (6 / 9) / (0.75 + 6 / 9))
+    assert readme["rougeL"] == pytest.approx(2 * 0.625 * (5 / 9) / (0.625 + 5 / 9))
+    # Lsum joins each reference sentence's LCS with every predicted sentence
+    lsum = rouge_scores("the cat sat\non the mat", "on the mat\nthe cat sat")
+    assert lsum["rougeLsum"] == pytest.approx(1.0) and lsum["rougeL"] < 1.0
+    assert rouge_scores("", "anything")["rouge1"] == 0.0
+    mean = rouge(["the cat", "a dog"], ["the cat", "the cat"])
+    assert mean["rouge1"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="2 predictions for 1 references"):
+        rouge(["a", "b"], ["a"])
+
+
+def test_bleu_and_chrf_against_hand_counts_and_sacrebleu_readme() -> None:
+    from builder.metrics.text_overlap import bleu, chrf, tokenize_13a
+
+    # apostrophes and hyphens stay (13a splits neither), numbers keep their point
+    assert tokenize_13a("It wasn't 3.5 km-long, was it?") == "It wasn't 3.5 km-long , was it ?"
+    # 1-4 gram precisions 6/7, 4/6, 2/5, 1/4, no brevity penalty
+    one = bleu(["the cat sat on the mat."], ["the cat is on the mat."])
+    assert one["bleu"] == pytest.approx(100 * (6 / 7 * 4 / 6 * 2 / 5 * 1 / 4) ** 0.25)
+    # sacrebleu's README: BLEU = 48.53 82.4/50.0/45.5/37.5 (BP = 0.943 hyp_len = 17 ref_len = 18); chrF2 = 59.73
+    system = ["The dog bit the man.", "It wasn't surprising.", "The man had just bitten him."]
+    references = [
+        ("The dog bit the man.", "The dog had bit the man."),
+        ("It was not unexpected.", "No one was surprised."),
+        ("The man bit him first.", "The man had bitten the dog."),
+    ]
+    result = bleu(system, references)
+    assert round(result["bleu"], 2) == 48.53 and (result["hyp_len"], result["ref_len"]) == (17, 18)
+    assert [round(p, 1) for p in result["precisions"]] == [82.4, 50.0, 45.5, 37.5]
+    assert round(chrf(system, references), 2) == 59.73
+    assert bleu(["x y z"], ["a b c"])["bleu"] == 0.0 and chrf(["abc"], ["abc"]) == pytest.approx(100.0)
+    short = bleu(["the cat sat on the"], ["the cat sat on the mat"])  # every n-gram right, one token short
+    assert short["bleu"] == pytest.approx(100 * math.exp(1 - 6 / 5))

@@ -351,3 +351,85 @@ def sentence_transformers_folder(source: Path, folder: Path, pooling: str, max_s
     )
     (folder / "2_Normalize").mkdir()
     return folder
+
+
+# -------------------------------------------------------------------------------------------- encoder-decoders
+
+SEQ2SEQ = ("t5", "bart")
+T5_SPECIALS = ["<pad>", "</s>", "<unk>"]
+
+
+def seq2seq_tokenizer(model_type: str) -> PreTrainedTokenizerFast:
+    """T5's kind (SentencePiece-style Unigram, `text </s>`, pad 0 eos 1) or BART's (byte-level BPE,
+    `<s> text </s>`, bos 0 pad 1 eos 2)."""
+    if model_type == "bart":
+        return PreTrainedTokenizerFast(
+            tokenizer_object=bpe_tokenizer(), model_max_length=MAX_POSITIONS, bos_token="<s>", pad_token="<pad>",
+            eos_token="</s>", unk_token="<unk>", mask_token="<mask>", model_input_names=["input_ids", "attention_mask"],
+        )  # fmt: skip
+    normalizer = normalizers.NFKC()
+    pre = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    words, chars = _words_and_chars(normalizer, pre)
+    pieces = [(t, 0.0) for t in T5_SPECIALS] + [(w, -float(len(w))) for w in words if len(w) > 1]
+    pieces += [(c, -20.0) for c in chars if c != "▁"] + [("▁", -5.0)]
+    tok = Tokenizer(models.Unigram(pieces, unk_id=2, byte_fallback=False))
+    tok.normalizer, tok.pre_tokenizer = normalizer, pre
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, model_max_length=MAX_POSITIONS, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+        model_input_names=["input_ids", "attention_mask"],
+    )  # fmt: skip
+
+
+def seq2seq_config(model_type: str, tok: PreTrainedTokenizerFast):  # type: ignore[no-untyped-def]
+    vocab = tok.backend_tokenizer.get_vocab_size()
+    if model_type == "t5":  # with T5's task prefixes and search settings (task_specific_params)
+        return AutoConfig.for_model(
+            "t5", vocab_size=vocab, d_model=32, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=2,
+            relative_attention_num_buckets=8, relative_attention_max_distance=32, pad_token_id=0, eos_token_id=1,
+            decoder_start_token_id=0, initializer_range=0.2,
+            task_specific_params={
+                "summarization": {"prefix": "summarize: ", "num_beams": 2, "no_repeat_ngram_size": 3},
+                "translation_en_to_de": {"prefix": "translate English to German: ", "num_beams": 3},
+            },
+        )  # fmt: skip
+    return AutoConfig.for_model(
+        "bart", vocab_size=vocab, d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=MAX_POSITIONS,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2, forced_eos_token_id=2,
+        forced_bos_token_id=0, init_std=0.2,
+    )  # fmt: skip
+
+
+def seq2seq_pairs() -> list[tuple[str, str]]:
+    """What the tiny encoder-decoders learn: each sentence of the corpus to its words in reverse order, at most six
+    (a task with real margins: random weights would flip tokens on any rounding)."""
+    from builder.tasks.seq2seq import INPUTS
+
+    texts = sorted(set(CORPUS)) + INPUTS
+    return [(t, " ".join(t.split()[::-1][:6])) for t in texts]
+
+
+def make_seq2seq(root: Path, model_type: str, name: str = "", steps: int = TRAIN_STEPS) -> Path:
+    folder = root / (name or f"tiny-{model_type}-seq2seq")
+    tok = seq2seq_tokenizer(model_type)
+    torch.manual_seed(0)
+    model = transformers.AutoModelForSeq2SeqLM.from_config(seq2seq_config(model_type, tok))
+    if steps:
+        pairs = seq2seq_pairs()
+        enc = tok([s for s, _ in pairs], padding=True, return_tensors="pt")
+        labels = tok([t for _, t in pairs], padding=True, return_tensors="pt")["input_ids"]
+        labels = labels.masked_fill(labels == tok.pad_token_id, -100)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+        model.train()
+        for _ in range(steps):
+            loss = model(**enc, labels=labels).loss
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    model.eval().save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder

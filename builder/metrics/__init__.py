@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-METRICS = ("squad_v2", "classification", "entity_f1", "similarity", "perplexity")
+METRICS = ("squad_v2", "classification", "entity_f1", "similarity", "perplexity", "rouge", "bleu")
 
 
 def load_metric(name: str) -> Any:

@@ -64,9 +64,9 @@ def resolve(
     unknown = set(kwargs) - {*KEYS, *EXTRA}
     if unknown:
         raise ValueError(f"unknown argument(s) {', '.join(sorted(unknown))}")
-    given = {
-        **{k: v for k, v in saved.items() if k in KEYS},
-        **{k: v for k, v in kwargs.items() if k in KEYS},
+    given = {  # None is "not set", as in a GenerationConfig
+        **{k: v for k, v in saved.items() if k in KEYS and v is not None},
+        **{k: v for k, v in kwargs.items() if k in KEYS and v is not None},
     }
     added = {
         k: v
@@ -328,6 +328,18 @@ def _beam_search(
         steps.reorder(rows)
         logits = steps.next(running[:, :, t].reshape(-1))
     return [finished_seq[b, k, : finished_len[b, k]].tolist() for b in range(batch) for k in range(n_ret)]
+
+
+def pieces(texts: Iterator[str]) -> Iterator[str]:
+    """The new text of a growing sequence (its whole text after each step), piece by piece; a piece never ends
+    inside a character (byte-level tokens that split one wait for the rest)."""
+    sent = text = ""
+    for text in texts:
+        if len(text) > len(sent) and text.startswith(sent) and not text.endswith("\ufffd"):
+            yield text[len(sent) :]
+            sent = text
+    if len(text) > len(sent) and text.startswith(sent):  # the end: what generation left unfinished, too
+        yield text[len(sent) :]
 
 
 def softmax(x: np.ndarray) -> np.ndarray:

@@ -9,9 +9,12 @@ from typing import Any
 from builder.tasks import (
     feature_extraction,
     question_answering,
+    summarization,
+    text2text_generation,
     text_classification,
     text_generation,
     token_classification,
+    translation,
     zero_shot_classification,
 )
 from builder.tasks.architectures import ARCHITECTURES, read_config
@@ -26,6 +29,9 @@ TASKS: dict[str, Task] = {
         question_answering,
         zero_shot_classification,
         text_generation,
+        text2text_generation,
+        summarization,
+        translation,
     )
 }
 

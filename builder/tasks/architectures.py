@@ -18,6 +18,7 @@ ENCODER_HEADS = (
 
 
 DECODER_HEADS = ("AutoModelForCausalLM",)
+SEQ2SEQ_HEADS = ("AutoModelForSeq2SeqLM",)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Architecture:
     # Where a decoder's sliding attention window is set: "config" (config.sliding_window, every layer), "layer"
     # (the attention module's sliding_window, per layer type), None (no window).
     window_from: str | None = None
+    head_dim_key: str | None = None  # config key: head size, where it is not hidden size / heads (T5's d_kv)
 
 
 _NO_TYPES = ("input_ids", "attention_mask")
@@ -85,6 +87,24 @@ ARCHITECTURES: dict[str, Architecture] = {
     "qwen3": Architecture(**_GQA_DECODER, window_from="layer"),  # head_dim set apart from hidden / heads
     "mistral": Architecture(**_GQA_DECODER, window_from="config"),  # sliding-window attention
     "phi3": Architecture(**_GQA_DECODER, window_from="config"),
+    # Encoder-decoders: an encoder graph and a decoder with a key/value cache (self-attention grows, cross-attention
+    # computed once); the keys below are the decoder's. T5 and mT5: relative positions, no position table.
+    "t5": Architecture(
+        "encoder-decoder", "t5", "num_heads", "d_model", SEQ2SEQ_HEADS, inputs=_NO_TYPES,
+        layers_key="num_decoder_layers", positions_key="n_positions", head_dim_key="d_kv",
+    ),
+    "mt5": Architecture(
+        "encoder-decoder", "t5", "num_heads", "d_model", SEQ2SEQ_HEADS, inputs=_NO_TYPES,
+        layers_key="num_decoder_layers", positions_key="n_positions", head_dim_key="d_kv",
+    ),
+    "bart": Architecture(
+        "encoder-decoder", "bart", "decoder_attention_heads", "d_model", SEQ2SEQ_HEADS, inputs=_NO_TYPES,
+        layers_key="decoder_layers",
+    ),
+    "mbart": Architecture(
+        "encoder-decoder", "bart", "decoder_attention_heads", "d_model", SEQ2SEQ_HEADS, inputs=_NO_TYPES,
+        layers_key="decoder_layers",
+    ),
 }  # fmt: skip
 
 
@@ -106,13 +126,15 @@ def input_names(config: dict[str, Any], tokenizer_inputs: list[str]) -> tuple[st
 
 
 def cache_layout(config: dict[str, Any]) -> dict[str, int]:
-    """A decoder's key/value cache: layers, key/value heads, head size, and the longest context."""
+    """A decoder's key/value cache: layers, key/value heads, head size, and the longest context (an encoder-decoder's
+    decoder: its own layers and heads; T5 has no position table, so its tokenizer's 512)."""
     arch = ARCHITECTURES[config["model_type"]]
     heads = int(config[arch.heads_key])
     kv_heads = int(config.get(arch.kv_heads_key) or heads) if arch.kv_heads_key else heads
-    head_dim = int(config.get("head_dim") or int(config[arch.hidden_key]) // heads)
+    head_dim = int(config.get(arch.head_dim_key or "head_dim") or int(config[arch.hidden_key]) // heads)
     return {
-        "num_layers": int(config[arch.layers_key]),
+        # older T5 configs leave num_decoder_layers out: as many as the encoder's
+        "num_layers": int(config.get(arch.layers_key) or config.get("num_layers") or config[arch.layers_key]),
         "num_kv_heads": kv_heads,
         "head_dim": head_dim,
         "max_positions": int(config.get(arch.positions_key, 2048)),

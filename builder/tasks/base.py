@@ -23,7 +23,10 @@ class Output:
     name: str
     per_token: bool  # one row per token: a dynamic sequence axis, compared on unpadded positions only
     logits: bool = False  # scores over classes: fidelity also counts argmax agreement
-    cache: bool = False  # a key/value cache [batch, heads, positions, dim]: compared whole, padding included
+    cache: bool = False  # a key/value cache [batch, heads, positions, dim]: compared on its real positions
+    # The input whose 1s mark this output's real positions (a cache's; a per-token output's last ones, as a decoder's
+    # mask also covers its past); None: every position is real (a sequence-to-sequence decoder's own tokens)
+    mask: str | None = "attention_mask"
 
 
 @dataclass(frozen=True)

@@ -72,3 +72,74 @@ def torch_call(module: torch.nn.Module, tensors: tuple[torch.Tensor, ...], devic
         out = module(*(t.to(device) for t in tensors))
         if device != "cpu":  # also waits for the GPU
             [o.cpu() for o in out]
+
+
+def _cache_argument(model: torch.nn.Module) -> str:
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+class EncoderModule(torch.nn.Module):
+    """A sequence-to-sequence model's encoder: forward(input_ids, attention_mask) -> last_hidden_state."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor]:
+        encoder = self.model.get_encoder()
+        return (encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state,)
+
+
+class Seq2SeqDecoderModule(torch.nn.Module):
+    """A sequence-to-sequence model's decoder with a key/value cache, in Optimum's two forms:
+
+    - first step (with_past=False): forward(input_ids, encoder_attention_mask, encoder_hidden_states) -> (logits,
+      present.{i}.decoder.key, .decoder.value, present.{i}.encoder.key, .encoder.value for each layer): the
+      cross-attention keys and values are computed here, once;
+    - later steps (with_past=True): forward(input_ids, encoder_attention_mask, past decoder key 0, value 0, past
+      encoder key 0, value 0, ...) -> (logits, present.{i}.decoder.key, .decoder.value ...): the cross-attention
+      cache is read, never recomputed, and the encoder's output is not needed.
+
+    transformers 5 takes only Cache objects: the flat tensors become an EncoderDecoderCache (a self-attention and a
+    cross-attention DynamicCache) and back; a non-empty cross-attention cache is what tells each layer to reuse it."""
+
+    def __init__(self, model: torch.nn.Module, num_layers: int, with_past: bool):
+        super().__init__()
+        self.model, self.num_layers, self.with_past = model, num_layers, with_past
+        self._cache_arg = _cache_argument(model)
+
+    def forward(
+        self, input_ids: torch.Tensor, encoder_attention_mask: torch.Tensor, *rest: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        from transformers import DynamicCache, EncoderDecoderCache
+
+        self_cache, cross_cache = DynamicCache(), DynamicCache()
+        if self.with_past:
+            past = rest
+            for layer in range(self.num_layers):
+                k, v, ck, cv = past[4 * layer : 4 * layer + 4]
+                self_cache.update(k, v, layer)
+                cross_cache.update(ck, cv, layer)
+            # the layers read the cross-attention cache; the encoder's output only gives them its shape
+            ck = past[2]
+            hidden = ck.new_zeros(ck.shape[0], ck.shape[2], self.model.config.d_model)
+        else:
+            (hidden,) = rest
+        out = self.model(
+            encoder_outputs=(hidden,),
+            attention_mask=encoder_attention_mask,
+            decoder_input_ids=input_ids,
+            use_cache=True,
+            **{self._cache_arg: EncoderDecoderCache(self_cache, cross_cache)},
+        )
+        cache = out.cache if self._cache_arg == "cache" else out.past_key_values
+        present = []
+        for layer in range(self.num_layers):
+            present += [
+                cache.self_attention_cache.layers[layer].keys,
+                cache.self_attention_cache.layers[layer].values,
+            ]
+            if not self.with_past:
+                cross = cache.cross_attention_cache.layers[layer]
+                present += [cross.keys, cross.values]
+        return (out.logits, *present)

@@ -1,6 +1,7 @@
 """benchmark: latency and throughput of the bundle's session and of the PyTorch baseline, interleaved in
 one run on the same inputs and thread count (in alternating blocks of back-to-back calls), per batch size and
-sequence length. It times the task's `model` graph; the driver gives it the host to itself (exclusive)."""
+sequence length. It times the task's workloads (Task.benchmark_workloads); the driver gives it the host to itself
+(exclusive)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,10 @@ def run(ctx: BuildContext) -> dict[str, Any]:
             "reason": f"this host cannot run hardware={hw.name} ({why}: see metrics.host)",
         }
     threads = hw.intra_op_threads or cpu_info()["physical_cores"] or 1
-    session = ctx.sessions.get(ctx.graphs["model"])
+    first = ctx.models.graphs[
+        0
+    ].role  # the graph whose session says where the bundle runs (an encoder's first)
+    session = ctx.sessions.get(ctx.graphs[first])
     provider = session.get_providers()[0]
     if hw.device == "cuda" and provider != "CUDAExecutionProvider":  # CUDA compiled in, but it did not start
         return {
@@ -43,7 +47,8 @@ def run(ctx: BuildContext) -> dict[str, Any]:
         }
     # The baseline runs where users would run PyTorch for this hardware: a cuda bundle against the GPU.
     device = "cuda" if hw.device == "cuda" else "cpu"
-    baseline = ctx.models.torch_modules(eager=False, device=device)["model"] if b.baseline else None
+    # the first graph's module: an encoder task's whole model; a generating task's holds the model it generates with
+    baseline = ctx.models.torch_modules(eager=False, device=device)[first] if b.baseline else None
     facts = ctx.models.facts
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -18,7 +18,7 @@ from builder.make.context import BuildContext
 from builder.make.files import keep_inputs, onnx_size, save_onnx
 from builder.make.logits_to_keep import add_logits_to_keep
 from builder.make.models import torch_outputs
-from builder.make.stages.fidelity import cache_vectors, token_mask
+from builder.make.stages.fidelity import cache_vectors, masks
 from builder.runtime.session import create_session
 from builder.tasks import Graph
 
@@ -129,10 +129,10 @@ def _check(ctx: BuildContext, module: torch.nn.Module, graph: Graph, path: Any, 
     for batch in batches:
         expected = torch_outputs(module, batch, graph.input_names(ctx.models.facts))
         got = session.run(list(graph.output_names), {n: batch[n] for n in taken})
-        mask = token_mask(batch)
         for e, g, output in zip(expected, got, graph.outputs, strict=True):
+            mask, full = masks(batch, output, e)
             if output.cache:  # [B, heads, positions, dim]: the positions the whole mask marks real
-                e, g = cache_vectors(e, g, batch["attention_mask"].astype(bool))
+                e, g = cache_vectors(e, g, full)
             elif output.per_token:
                 e, g = e[mask], g[mask]
             diff = np.abs(e - g)

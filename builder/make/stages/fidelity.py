@@ -34,10 +34,11 @@ def run(ctx: BuildContext) -> dict[str, Any]:
             batch = ctx.task.reference_batch(batch, fused)
             ref = torch_outputs(baseline[graph.role], batch, graph.input_names(facts))
             got = session.run(list(graph.output_names), {n: batch[n] for n in taken})
-            pairs.append((token_mask(batch), batch["attention_mask"].astype(bool), ref, got))
+            pairs.append((batch, ref, got))
         for i, output in enumerate(graph.outputs):
             key = output.name if len(graphs) == 1 else f"{graph.role}.{output.name}"
-            per_output[key] = compare([(m, full, r[i], g[i]) for m, full, r, g in pairs], output)
+            items = [(*masks(batch, output, r[i]), r[i], g[i]) for batch, r, g in pairs]
+            per_output[key] = compare(items, output)
     provider = next(iter(sessions.values())).get_providers()[0]
     record: dict[str, Any] = {"measured": True, "provider": provider, "outputs": per_output}
     record["passed"], record["failures"] = _gate(ctx.cfg.fidelity, per_output)
@@ -59,10 +60,16 @@ def run(ctx: BuildContext) -> dict[str, Any]:
     return record
 
 
-def token_mask(batch: dict[str, np.ndarray]) -> np.ndarray:
-    """[batch, tokens] True where a token of this call is real: the attention mask's last positions (a decoder's
-    mask also covers its past)."""
-    return batch["attention_mask"][:, -batch["input_ids"].shape[1] :].astype(bool)
+def masks(batch: dict[str, np.ndarray], output: Output, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(this call's token mask [batch, tokens], the whole mask [batch, positions]) of an output: True where a token or
+    position is real. Its tokens are the mask's last positions (a decoder's mask also covers its past); a cache's
+    positions are the whole mask's. Output.mask None: every one is real."""
+    tokens = value.shape[1] if value.ndim > 1 else 1
+    if output.mask is None:
+        positions = value.shape[2] if output.cache else tokens
+        return np.ones((value.shape[0], tokens), dtype=bool), np.ones((value.shape[0], positions), dtype=bool)
+    full = batch[output.mask].astype(bool)
+    return full[:, -tokens:] if output.per_token else full[:, -batch["input_ids"].shape[1] :], full
 
 
 def cache_vectors(ref: np.ndarray, got: np.ndarray, full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

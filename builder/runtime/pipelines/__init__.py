@@ -5,6 +5,7 @@ from __future__ import annotations
 from builder.runtime.pipelines.base import Pipeline
 from builder.runtime.pipelines.feature_extraction import FeatureExtraction
 from builder.runtime.pipelines.question_answering import QuestionAnswering
+from builder.runtime.pipelines.text2text_generation import Summarization, Text2TextGeneration, Translation
 from builder.runtime.pipelines.text_classification import TextClassification
 from builder.runtime.pipelines.text_generation import TextGeneration
 from builder.runtime.pipelines.token_classification import TokenClassification
@@ -17,4 +18,7 @@ PIPELINES: dict[str, type[Pipeline]] = {
     "question-answering": QuestionAnswering,
     "zero-shot-classification": ZeroShotClassification,
     "text-generation": TextGeneration,
+    "text2text-generation": Text2TextGeneration,
+    "summarization": Summarization,
+    "translation": Translation,
 }

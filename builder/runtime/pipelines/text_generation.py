@@ -88,14 +88,8 @@ class TextGeneration(Pipeline):
             raise ValueError(
                 "stream() gives one sequence as it grows: num_return_sequences and num_beams must be 1"
             )
-        sent, text = "", ""
-        for new in self._search([self._encode(text_input, s["truncate"])], s):
-            text = self._cut_at_stop(self._decode(new[0]), s["stop"])
-            if len(text) > len(sent) and text.startswith(sent) and not text.endswith("\ufffd"):
-                yield text[len(sent) :]
-                sent = text
-        if len(text) > len(sent) and text.startswith(sent):  # the end: what generation left unfinished, too
-            yield text[len(sent) :]
+        steps = self._search([self._encode(text_input, s["truncate"])], s)
+        yield from generation.pieces(self._cut_at_stop(self._decode(new[0]), s["stop"]) for new in steps)
 
     takes_lists = False  # each line generates alone (a line may stream)
 

@@ -1,0 +1,247 @@
+"""Sequence-to-sequence bundles (T5, BART): an encoder graph and a decoder with a key/value cache in Optimum's file
+layout and names, and text2text-generation, summarization and translation pipelines whose greedy and beam search
+answer token for token as transformers' generate() does, with the task settings its pipelines apply."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+from conftest import read_json, run_builder, run_without_build_packages
+from tiny_models import SEQ2SEQ
+
+import builder
+
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "A",
+    "Paris is the capital and largest city of France.",
+    "Café naïve résumé 🙂 — 日本語:",
+]
+SEARCHES = [  # greedy, the pipeline's default beams, and beam search with its settings
+    {"num_beams": 1, "max_new_tokens": 10},
+    {"max_new_tokens": 10},
+    {
+        "num_beams": 4,
+        "length_penalty": 2.0,
+        "no_repeat_ngram_size": 2,
+        "early_stopping": True,
+        "max_new_tokens": 12,
+    },
+    {"num_beams": 3, "num_return_sequences": 2, "max_new_tokens": 8, "min_length": 5},
+    {
+        "num_beams": 2,
+        "early_stopping": "never",
+        "length_penalty": 0.5,
+        "repetition_penalty": 1.3,
+        "max_new_tokens": 8,
+    },
+]
+
+
+def _build(source: Path, out: Path, task: str, *extra: str) -> Path:
+    return builder.build(
+        overrides=[f"model.source={source}", f"task={task}", "quantization=none", "evaluation=none",
+                   "benchmark=none", f"output_dir={out}", *extra],
+        quiet=True,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def bundles(tiny_seq2seq: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("seq2seq")
+    return {arch: _build(tiny_seq2seq[arch], out, "summarization") for arch in SEQ2SEQ}
+
+
+def _expected(source: Path, text: str, prefix: str, settings: dict) -> list[list[int]]:
+    """transformers' generate() with the pipeline's settings: its defaults (256 new tokens, 4 beams) under the
+    model's generation config, the task's params over them, the call's over all."""
+    import torch
+    import transformers
+
+    model = transformers.AutoModelForSeq2SeqLM.from_pretrained(source).eval()
+    tok = transformers.AutoTokenizer.from_pretrained(source)
+    with torch.no_grad():
+        out = model.generate(**tok([prefix + text], return_tensors="pt"), **settings)
+    eos, pad = model.generation_config.eos_token_id, model.generation_config.pad_token_id
+    rows = []
+    for row in (
+        r[1:].tolist() for r in out
+    ):  # without the decoder start token; to the first eos, which it keeps
+        if eos in row:
+            rows.append(row[: row.index(eos) + 1])
+        else:  # cut short by the budget: shorter rows are filled (with pad, or eos when pad is 0)
+            rows.append(row[: len(row) - next((i for i, t in enumerate(reversed(row)) if t != pad), 0)])
+    return rows
+
+
+def test_three_graphs_in_optimum_names(bundles: dict) -> None:
+    for arch, folder in bundles.items():
+        manifest = builder.verify(folder)
+        graphs = manifest["runtime"]["graphs"]
+        assert set(graphs) == {"encoder_model", "decoder_model", "decoder_with_past_model"}
+        layers = manifest["runtime"]["options"]["num_layers"]
+        own = [f"present.{i}.decoder.{kv}" for i in range(layers) for kv in ("key", "value")]
+        cross = [n.replace("decoder", "encoder") for n in own]
+        assert graphs["encoder_model"]["inputs"] == ["input_ids", "attention_mask"]
+        assert graphs["encoder_model"]["outputs"] == ["last_hidden_state"]
+        assert graphs["decoder_model"]["inputs"] == [
+            "input_ids",
+            "encoder_attention_mask",
+            "encoder_hidden_states",
+        ]
+        assert set(graphs["decoder_model"]["outputs"]) == {"logits", *own, *cross}
+        past = [n.replace("present", "past_key_values") for n in graphs["decoder_model"]["outputs"][1:]]
+        assert graphs["decoder_with_past_model"]["inputs"] == ["input_ids", "encoder_attention_mask", *past]
+        assert graphs["decoder_with_past_model"]["outputs"] == ["logits", *own]
+        for role in graphs:
+            assert (folder / f"{role}.onnx").is_file() and f"{role}.onnx" in manifest["files"]
+        dims = {
+            i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
+            for i in onnx.load(str(folder / "decoder_with_past_model.onnx")).graph.input
+        }
+        assert dims["past_key_values.0.decoder.key"][2] == "past_decoder_sequence_length"
+        assert dims["past_key_values.0.encoder.key"][2] == "encoder_sequence_length"
+        metrics = read_json(folder / "metrics.json")
+        assert metrics["fidelity"]["passed"] and metrics["fidelity"]["generation"]["greedy_match"] == 1.0, (
+            arch
+        )
+
+
+@pytest.mark.parametrize("arch", SEQ2SEQ)
+def test_search_equals_transformers_generate(bundles: dict, tiny_seq2seq: dict, arch: str) -> None:
+    """Every search and its settings, on short, one-token and unicode inputs: the same texts and token ids."""
+    bundle = builder.load(bundles[arch])
+    options = bundle.engine.options
+    for kwargs in SEARCHES:
+        for text in TEXTS:
+            settings = {"max_new_tokens": 256, "num_beams": 4, **options["generation"], **kwargs}
+            want = _expected(tiny_seq2seq[arch], text, options["prefix"], settings)
+            assert bundle.pipeline.generate_ids([text], bundle.pipeline.settings(kwargs)) == want, (
+                kwargs,
+                text,
+            )
+            got = bundle(text, return_tensors=True, **kwargs)
+            assert [r["summary_token_ids"][1:] for r in got] == want
+        texts = bundle(TEXTS, **kwargs)
+        alone = [bundle(t, **kwargs) for t in TEXTS]
+        assert texts == ([a[0] for a in alone] if kwargs.get("num_return_sequences", 1) == 1 else alone)
+
+
+def test_the_task_settings_come_from_task_specific_params(tiny_seq2seq: dict, tmp_path: Path) -> None:
+    """T5's "summarize: " prefix and search settings for summarization, the en-de entry for translation; a BART
+    without task params takes the pipeline's defaults and its own generation config (forced eos)."""
+    t5 = builder.load(_build(tiny_seq2seq["t5"], tmp_path, "summarization"))
+    assert t5.engine.options["prefix"] == "summarize: "
+    s = t5.pipeline.settings({})
+    assert (s["num_beams"], s["no_repeat_ngram_size"], s["max_new_tokens"]) == (2, 3, 256)
+    translator = builder.load(
+        _build(tiny_seq2seq["t5"], tmp_path, "translation", "task.src_lang=en", "task.tgt_lang=de")
+    )
+    assert translator.engine.options["prefix"] == "translate English to German: "
+    assert translator.pipeline.settings({})["num_beams"] == 3
+    out = translator(TEXTS[0], num_beams=1, max_new_tokens=6)
+    assert list(out[0]) == ["translation_text"]
+    with pytest.raises(ValueError, match="this bundle translates en to de"):
+        translator(TEXTS[0], src_lang="fr")
+    plain = builder.load(_build(tiny_seq2seq["t5"], tmp_path, "text2text-generation"))
+    assert plain.engine.options["prefix"] == "" and plain.pipeline.settings({})["num_beams"] == 4
+    assert list(plain(TEXTS[0], num_beams=1, max_new_tokens=4)[0]) == ["generated_text"]
+    bart = builder.load(_build(tiny_seq2seq["bart"], tmp_path, "text2text-generation"))
+    s = bart.pipeline.settings({})
+    assert (s["forced_eos_token_id"], s["num_beams"], s["max_new_tokens"]) == (2, 4, 256)
+
+
+def test_output_shapes_and_long_inputs(bundles: dict) -> None:
+    bundle = builder.load(bundles["bart"])
+    one = bundle(TEXTS[0], num_beams=1, max_new_tokens=5)
+    assert isinstance(one, list) and len(one) == 1 and isinstance(one[0]["summary_text"], str)
+    several = bundle(TEXTS[:2], num_beams=2, num_return_sequences=2, max_new_tokens=5)
+    assert [len(r) for r in several] == [2, 2]
+    assert bundle([], num_beams=1) == []
+    long = " ".join(["George Washington was the first president of the United States."] * 20)
+    with pytest.raises(ValueError, match="truncation=True"):
+        bundle(long, num_beams=1, max_new_tokens=4)
+    assert bundle(long, truncation=True, num_beams=1, max_new_tokens=4)[0]["summary_text"]
+    with pytest.raises(ValueError, match="num_return_sequences=3 > num_beams=2"):
+        bundle(TEXTS[0], num_beams=2, num_return_sequences=3)
+    with pytest.raises(ValueError, match="must be a text or a list of texts"):
+        bundle(None)
+
+
+def test_int8_keeps_the_greedy_tokens_of_a_trained_model(tiny_seq2seq: dict, tmp_path: Path) -> None:
+    """Dynamic int8 on every graph: measured against PyTorch, recorded per graph."""
+    folder = builder.build(
+        overrides=[f"model.source={tiny_seq2seq['t5']}", "task=summarization", "quantization=dynamic",
+                   "evaluation=none", "benchmark=none", f"output_dir={tmp_path}"],
+        quiet=True,
+    )  # fmt: skip
+    metrics = read_json(folder / "metrics.json")
+    assert metrics["quantize"]["quantized_nodes"] > 0 and metrics["size"]["ratio_to_fp32"] < 0.9
+    assert metrics["fidelity"]["generation"]["greedy_match"] >= 0.8
+    ops = {n.op_type for n in onnx.load(str(folder / "decoder_with_past_model.onnx")).graph.node}
+    assert ops & {"MatMulInteger", "DynamicQuantizeMatMul"}
+
+
+def test_runs_without_build_time_packages(bundles: dict) -> None:
+    run_without_build_packages(
+        "import builder\n"
+        f"b = builder.load({str(bundles['t5'])!r})\n"
+        "out = b(['The quick brown fox jumps over the lazy dog.', 'A'], num_beams=2, max_new_tokens=6)\n"
+        "assert len(out) == 2 and all(isinstance(o['summary_text'], str) for o in out), out\n"
+    )
+
+
+def test_unknown_languages_are_refused_before_work(tiny_seq2seq: dict, tmp_path: Path) -> None:
+    proc = run_builder(f"model.source={tiny_seq2seq['t5']}", "task=translation", "task.src_lang=en",
+                       f"output_dir={tmp_path}")  # fmt: skip
+    assert proc.returncode == 2 and "task.src_lang='en' without task.tgt_lang" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(("task", "metric"), [("summarization", "rougeL"), ("translation", "bleu")])
+def test_evaluation_scores_baseline_and_bundle(
+    tiny_seq2seq: dict, tmp_path: Path, task: str, metric: str
+) -> None:
+    """The shipped set through both pipelines, scored by builder's ROUGE or BLEU/chrF, with retention and a gate;
+    the card shows the table. (The tiny model reverses words: it scores low, but the same on both sides.)"""
+    langs = ["task.src_lang=en", "task.tgt_lang=de"] if task == "translation" else []
+    folder = builder.build(
+        overrides=[f"model.source={tiny_seq2seq['t5']}", f"task={task}", *langs, "quantization=none",
+                   "benchmark=none", "evaluation.gate.max_relative_drop=0.01", f"output_dir={tmp_path}"],
+        quiet=True,
+    )  # fmt: skip
+    ev = read_json(folder / "metrics.json")["evaluation"]
+    assert ev["metric"] == metric and ev["examples"] == 24 and ev["gate"]["passed"]
+    keys = {"rouge1", "rouge2", "rougeL", "rougeLsum"} if metric == "rougeL" else {"bleu", "chrf"}
+    assert set(ev["bundle"]) == keys == set(ev["baseline"])
+    assert ev["bundle"][metric] == pytest.approx(ev["baseline"][metric], rel=1e-6)  # fp32: the same texts
+    assert ev["retention_percent"] == pytest.approx(100 * ev["bundle"][metric] / ev["baseline"][metric])
+    assert f"| {metric} (primary) |" in (folder / "README.md").read_text()
+
+
+def test_stream_and_predict_give_the_greedy_text(bundles: dict, tmp_path: Path) -> None:
+    """stream() yields the greedy text in whole characters; `builder predict` answers lines in batches, and a
+    line with "stream": true as one JSON line per piece, then the whole text."""
+    import json
+
+    bundle = builder.load(bundles["bart"])
+    for text in TEXTS:
+        pieces = list(bundle.pipeline.stream(text, max_new_tokens=10))
+        assert "".join(pieces) == bundle(text, num_beams=1, max_new_tokens=10)[0]["summary_text"]
+        assert all(p and "\ufffd" not in p[-1:] for p in pieces[:-1])
+    with pytest.raises(ValueError, match="num_beams and num_return_sequences must be 1"):
+        list(bundle.pipeline.stream(TEXTS[0], num_beams=2))
+    lines = [
+        json.dumps({"inputs": TEXTS[0], "parameters": {"num_beams": 1, "max_new_tokens": 6}}),
+        json.dumps({"inputs": TEXTS[2], "parameters": {"num_beams": 1, "max_new_tokens": 6}}),
+        json.dumps({"inputs": TEXTS[0], "parameters": {"stream": True, "max_new_tokens": 6}}),
+    ]
+    source = tmp_path / "lines.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    proc = run_builder("predict", str(bundles["bart"]), "--input", str(source))
+    assert proc.returncode == 0, proc.stderr
+    out = [json.loads(line) for line in proc.stdout.splitlines()]
+    expected = bundle(TEXTS[0], num_beams=1, max_new_tokens=6)[0]
+    assert out[0] == expected and out[1] == bundle(TEXTS[2], num_beams=1, max_new_tokens=6)[0]
+    assert out[-1] == expected and "".join(o["token"] for o in out[2:-1]) == expected["summary_text"]
