@@ -4,6 +4,8 @@ answer token for token as transformers' generate() does, with the task settings 
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import onnx
@@ -12,6 +14,9 @@ from conftest import read_json, run_builder, run_without_build_packages
 from tiny_models import SEQ2SEQ
 
 import builder
+
+sys.path.insert(0, str(Path(__file__).parent / "golden"))
+from seq2seq_cases import CASES  # noqa: E402
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
@@ -245,3 +250,43 @@ def test_stream_and_predict_give_the_greedy_text(bundles: dict, tmp_path: Path) 
     expected = bundle(TEXTS[0], num_beams=1, max_new_tokens=6)[0]
     assert out[0] == expected and out[1] == bundle(TEXTS[2], num_beams=1, max_new_tokens=6)[0]
     assert out[-1] == expected and "".join(o["token"] for o in out[2:-1]) == expected["summary_text"]
+
+
+GOLDEN_DIR = Path(__file__).parent / "golden"
+GOLDEN = json.loads((GOLDEN_DIR / "seq2seq_golden.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def golden_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Path]:
+    """The committed tiny models the goldens were made with, built for each task the cases use."""
+    out = tmp_path_factory.mktemp("golden-seq2seq")
+    tasks = {(task, arch) for task, arch, _, _ in CASES}
+    made = {}
+    for task, arch in sorted(tasks):
+        name, langs = (task, [])
+        if task.startswith(
+            "translation_"
+        ):  # transformers' translation_en_to_de: builder's task and languages
+            _, src, _, tgt = task.split("_")
+            name, langs = "translation", [f"task.src_lang={src}", f"task.tgt_lang={tgt}"]
+        made[(task, arch)] = _build(GOLDEN_DIR / "seq2seq-models" / arch, out, name, *langs)
+    return made
+
+
+def test_pipelines_answer_as_transformers_457(golden_bundles: dict) -> None:
+    """Every case of tests/golden/seq2seq_cases.py (greedy, 2 and 4 beams, length penalty, n-gram blocking, early
+    stopping, several sequences, empty and unicode inputs, a long input truncated, batches, T5's prefixes) gives
+    what transformers 4.57's summarization, translation and text2text-generation pipelines gave."""
+    from builder.source import folder_hash
+
+    for arch in ("t5", "bart"):
+        assert folder_hash(GOLDEN_DIR / "seq2seq-models" / arch) == GOLDEN["model_hashes"][arch], (
+            "tests/golden/seq2seq-models changed: regenerate the goldens with tests/golden/make_seq2seq_golden.py"
+        )
+    for (task, arch, inputs, kwargs), expected in zip(CASES, GOLDEN["cases"], strict=True):
+        assert "output" in expected, expected
+        assert builder.load(golden_bundles[(task, arch)])(inputs, **kwargs) == expected["output"], (
+            task,
+            arch,
+            inputs,
+        )

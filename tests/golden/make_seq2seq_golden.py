@@ -32,18 +32,19 @@ from transformers import AutoModelForSeq2SeqLM, PreTrainedTokenizerFast, pipelin
 from seq2seq_cases import CASES
 models = json.loads(sys.argv[1])
 out = {"transformers_version": transformers.__version__, "cases": []}
-loaded = {}
+pipelines = {}
 for task, arch, inputs, kwargs in CASES:
     folder = models[arch]
-    if arch not in loaded:
+    if (task, arch) not in pipelines:
         # 4.57 does not know transformers 5's tokenizer_class names: build the fast tokenizer from tokenizer.json.
         config = json.load(open(folder + "/tokenizer_config.json"))
         specials = {k: v for k, v in config.items() if k.endswith("_token") and isinstance(v, str)}
-        tok = PreTrainedTokenizerFast(tokenizer_file=folder + "/tokenizer.json",
-                                      model_max_length=config["model_max_length"], **specials)
-        loaded[arch] = (AutoModelForSeq2SeqLM.from_pretrained(folder), tok)
-    model, tok = loaded[arch]
-    run = pipeline(task, model=model, tokenizer=tok, device="cpu")
+        tok = PreTrainedTokenizerFast(tokenizer_file=folder + "/tokenizer.json", model_input_names=["input_ids",
+                                      "attention_mask"], model_max_length=config["model_max_length"], **specials)
+        # a model of its own per pipeline: a pipeline pops the task's prefix out of the model's config when made
+        model = AutoModelForSeq2SeqLM.from_pretrained(folder)
+        pipelines[(task, arch)] = pipeline(task, model=model, tokenizer=tok, device="cpu")
+    run = pipelines[(task, arch)]
     try:
         out["cases"].append({"output": run(inputs, **kwargs)})
     except Exception as e:
