@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import run_peer, same
-from tiny_models import DECODERS, MAX_POSITIONS, sentence_transformers_folder
+from tiny_models import DECODERS, MAX_POSITIONS, SEQ2SEQ, sentence_transformers_folder
 
 import builder
 from builder.make.peers import GENAI_VERSION, PEER_VERSIONS
@@ -147,6 +147,46 @@ def test_genai_and_optimum_generate_as_builder(
     optimum = run_peer(peer_python, OPTIMUM_GENERATE, request)
     assert [_until_eos(r, gen.eos) for r in optimum["alone"]] == ours
     assert [_until_eos(r, gen.eos) for r in optimum["batch"]] == ours
+
+
+OPTIMUM_SEQ2SEQ = """
+import json, sys
+import torch
+from optimum.onnxruntime import ORTModelForSeq2SeqLM
+request = json.load(sys.stdin)
+model = ORTModelForSeq2SeqLM.from_pretrained(request["folder"])
+rows = []
+for ids, settings in request["calls"]:
+    out = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long), **settings)
+    rows.append([row[1:].tolist() for row in out])
+print(json.dumps(rows))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("quantization", ["none", "dynamic"])
+@pytest.mark.parametrize("arch", SEQ2SEQ)
+def test_optimum_seq2seq_generates_as_builder(
+    peer_python: Path, tiny_seq2seq: dict, tmp_path: Path, arch: str, quantization: str
+) -> None:
+    """A sequence-to-sequence bundle in Optimum's ORTModelForSeq2SeqLM (its three files: encoder_model,
+    decoder_model, decoder_with_past_model): greedy and beam search give builder's tokens."""
+    folder = builder.build(
+        overrides=[f"model.source={tiny_seq2seq[arch]}", "task=text2text-generation", f"quantization={quantization}",
+                   "evaluation=none", "benchmark=none", f"output_dir={tmp_path}"],
+        quiet=True,
+    )  # fmt: skip
+    gen = builder.load(folder).pipeline
+    texts = [
+        "The quick brown fox jumps over the lazy dog.",
+        "Paris is the capital and largest city of France.",
+    ]
+    searches = [{"num_beams": 1, "max_new_tokens": 10}, {"num_beams": 3, "max_new_tokens": 10}]
+    calls = [(gen.encode([t])[0], s) for t in texts for s in searches]
+    optimum = run_peer(peer_python, OPTIMUM_SEQ2SEQ, {"folder": str(folder), "calls": calls})
+    for (ids, settings), theirs in zip(calls, optimum, strict=True):
+        ours = gen.generate_ids([ids], gen.settings(settings), encoded=True)
+        assert [_until_eos(r, gen.eos) for r in theirs] == ours, (texts, settings)
 
 
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:

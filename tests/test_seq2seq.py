@@ -175,18 +175,26 @@ def test_output_shapes_and_long_inputs(bundles: dict) -> None:
         bundle(None)
 
 
-def test_int8_keeps_the_greedy_tokens_of_a_trained_model(tiny_seq2seq: dict, tmp_path: Path) -> None:
-    """Dynamic int8 on every graph: measured against PyTorch, recorded per graph."""
+@pytest.mark.parametrize("method", ["dynamic", "int4"])
+def test_quantized_graphs_measured_against_pytorch(tiny_seq2seq: dict, tmp_path: Path, method: str) -> None:
+    """int8 and int4 on every graph, each compared with PyTorch on the built-in inputs run as the runtime runs them
+    (PyTorch's own encoder output and first-step cache feed the decoders); int8 keeps the trained model's greedy
+    tokens."""
     folder = builder.build(
-        overrides=[f"model.source={tiny_seq2seq['t5']}", "task=summarization", "quantization=dynamic",
+        overrides=[f"model.source={tiny_seq2seq['t5']}", "task=summarization", f"quantization={method}",
                    "evaluation=none", "benchmark=none", f"output_dir={tmp_path}"],
         quiet=True,
     )  # fmt: skip
     metrics = read_json(folder / "metrics.json")
-    assert metrics["quantize"]["quantized_nodes"] > 0 and metrics["size"]["ratio_to_fp32"] < 0.9
-    assert metrics["fidelity"]["generation"]["greedy_match"] >= 0.8
-    ops = {n.op_type for n in onnx.load(str(folder / "decoder_with_past_model.onnx")).graph.node}
-    assert ops & {"MatMulInteger", "DynamicQuantizeMatMul"}
+    assert metrics["fidelity"]["passed"] and metrics["size"]["ratio_to_fp32"] < 0.7
+    compared = metrics["fidelity"]["outputs"]
+    assert {"decoder_model.logits", "decoder_with_past_model.logits"} <= set(compared)
+    if method == "dynamic":
+        assert metrics["fidelity"]["generation"]["greedy_match"] == 1.0
+    quantized = {"dynamic": {"MatMulInteger", "DynamicQuantizeMatMul"}, "int4": {"MatMulNBits"}}[method]
+    for role in ("encoder_model", "decoder_model", "decoder_with_past_model"):
+        ops = {n.op_type for n in onnx.load(str(folder / f"{role}.onnx")).graph.node}
+        assert ops & quantized, (role, ops)
 
 
 def test_runs_without_build_time_packages(bundles: dict) -> None:

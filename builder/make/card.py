@@ -224,14 +224,20 @@ def _peer_lines(task: str, name: str) -> list[str]:
 
 
 def fidelity_rows(outputs: dict[str, Any]) -> dict[str, Any]:
-    """Fidelity per output, a decoder's key/value cache tensors (present.*) folded into one row."""
-    caches = {k: v for k, v in outputs.items() if k.startswith("present.")}
-    rows = {k: v for k, v in outputs.items() if k not in caches}
-    if caches:
-        rows[f"key/value cache ({len(caches)} tensors)"] = {
-            "cosine_mean": sum(m["cosine_mean"] for m in caches.values()) / len(caches),
-            "cosine_min": min(m["cosine_min"] for m in caches.values()),
-            "max_abs_diff": max(m["max_abs_diff"] for m in caches.values()),
+    """Fidelity per output, a decoder's key/value cache tensors (present.*) folded into one row per graph."""
+    rows: dict[str, Any] = {}
+    caches: dict[str, list[dict[str, Any]]] = {}
+    for key, value in outputs.items():
+        graph, _, name = key.rpartition(".present.") if ".present." in key else ("", "", key)
+        if key.startswith("present.") or graph:
+            caches.setdefault(graph, []).append(value)
+        else:
+            rows[key] = value
+    for graph, values in caches.items():
+        rows[f"{graph + ' ' if graph else ''}key/value cache ({len(values)} tensors)"] = {
+            "cosine_mean": sum(m["cosine_mean"] for m in values) / len(values),
+            "cosine_min": min(m["cosine_min"] for m in values),
+            "max_abs_diff": max(m["max_abs_diff"] for m in values),
         }
     return rows
 

@@ -197,8 +197,11 @@ class Task:
             tok.padding_side = "right"
         return batches
 
-    def fidelity_batches(self, facts: ModelFacts, graph: Graph) -> list[dict[str, np.ndarray]]:
-        """What fidelity compares the built graph and PyTorch on (the built-in inputs)."""
+    def fidelity_batches(
+        self, facts: ModelFacts, graph: Graph, baseline: Any = None
+    ) -> list[dict[str, np.ndarray]]:
+        """What fidelity compares the built graph and PyTorch on (the built-in inputs). `baseline`: the PyTorch
+        modules by graph role, for batches made of the model's own outputs (a decoder reads its encoder's)."""
         return self.sample_batches(facts, graph)
 
     def calibration_encodings(

@@ -181,6 +181,44 @@ class Seq2SeqTask(Task):
             batches.append(feeds)
         return batches
 
+    def fidelity_batches(
+        self, facts: ModelFacts, graph: Graph, baseline: Any = None
+    ) -> list[dict[str, np.ndarray]]:
+        """The built-in inputs as the runtime runs them: encoded (right-padded); the first decoder step from the
+        start token beside PyTorch's own encoder output; the next step from the token PyTorch chose, with the cache
+        PyTorch's first step made. (Random encoder outputs, as export traces, leave logits without real margins.)"""
+        from builder.make.models import torch_outputs
+
+        if baseline is None:
+            return self.sample_batches(facts, graph)
+        enc = facts.tokenizer(INPUTS, padding=True, truncation=True, max_length=min(facts.max_length, 256),
+                              return_tensors="np")  # fmt: skip
+        encoder = {
+            "input_ids": enc["input_ids"].astype(np.int64),
+            "attention_mask": enc["attention_mask"].astype(np.int64),
+        }
+        if graph.role == ENCODER:
+            return [encoder]
+        (hidden,) = torch_outputs(baseline[ENCODER], encoder, ("input_ids", "attention_mask"))
+        start = decoder_start(facts.config, _read_json(facts.folder / "generation_config.json") or {})
+        first = {
+            "input_ids": np.full((len(INPUTS), 1), start, dtype=np.int64),
+            "encoder_attention_mask": encoder["attention_mask"],
+            "encoder_hidden_states": hidden,
+        }
+        if graph.role == DECODER:
+            return [first]
+        names = ("input_ids", "encoder_attention_mask", "encoder_hidden_states")
+        logits, *present = torch_outputs(baseline[DECODER], first, names)
+        past = past_names(cache_layout(facts.config)["num_layers"])
+        return [
+            {
+                "input_ids": logits[:, -1].argmax(-1)[:, None].astype(np.int64),
+                "encoder_attention_mask": encoder["attention_mask"],
+                **dict(zip(past, present, strict=True)),
+            }
+        ]
+
     # ---------------------------------------------------------------------------------------- generation
 
     def generation_fidelity(self, bundle: Any, baseline: Any, bounds: Any) -> dict[str, Any]:

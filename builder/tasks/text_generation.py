@@ -204,7 +204,9 @@ class TextGeneration(Task):
         one = rng.integers(3, vocab, size=(3, 1), dtype=np.int64)
         return [batch(two, two_mask, 3), batch(ids, mask, 0), batch(one, np.ones((3, 7), dtype=np.int64), 6)]
 
-    def fidelity_batches(self, facts: ModelFacts, graph: Graph) -> list[dict[str, np.ndarray]]:
+    def fidelity_batches(
+        self, facts: ModelFacts, graph: Graph, baseline: Any = None
+    ) -> list[dict[str, np.ndarray]]:
         """The built-in prompts, left-padded, with an empty past: teacher-forced logits at every prompt position.
         (A random past, as export traces, gives logits of no real margin, so no real top-1 agreement; the cache
         path is checked with real caches by the greedy continuations.)"""

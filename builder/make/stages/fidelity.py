@@ -30,7 +30,7 @@ def run(ctx: BuildContext) -> dict[str, Any]:
         taken = [i.name for i in session.get_inputs()]
         fused = has_operator(ctx.graphs[graph.role], "GroupQueryAttention")
         pairs = []
-        for batch in ctx.task.fidelity_batches(facts, graph):
+        for batch in ctx.task.fidelity_batches(facts, graph, baseline):
             batch = ctx.task.reference_batch(batch, fused)
             ref = torch_outputs(baseline[graph.role], batch, graph.input_names(facts))
             got = session.run(list(graph.output_names), {n: batch[n] for n in taken})
