@@ -59,7 +59,9 @@ def bundles(tiny_seq2seq: dict, tmp_path_factory: pytest.TempPathFactory) -> dic
     return {arch: _build(tiny_seq2seq[arch], out, "summarization") for arch in SEQ2SEQ}
 
 
-def _expected(source: Path, text: str, prefix: str, settings: dict) -> list[list[int]]:
+def _expected(
+    source: Path, text: str, prefix: str, settings: dict, src_lang: str | None = None
+) -> list[list[int]]:
     """transformers' generate() with the pipeline's settings: its defaults (256 new tokens, 4 beams) under the
     model's generation config, the task's params over them, the call's over all."""
     import torch
@@ -67,6 +69,8 @@ def _expected(source: Path, text: str, prefix: str, settings: dict) -> list[list
 
     model = transformers.AutoModelForSeq2SeqLM.from_pretrained(source).eval()
     tok = transformers.AutoTokenizer.from_pretrained(source)
+    if src_lang:
+        tok.src_lang = src_lang
     with torch.no_grad():
         out = model.generate(**tok([prefix + text], return_tensors="pt"), **settings)
     eos, pad = model.generation_config.eos_token_id, model.generation_config.pad_token_id
@@ -297,4 +301,39 @@ def test_pipelines_answer_as_transformers_457(golden_bundles: dict) -> None:
             task,
             arch,
             inputs,
+        )
+
+
+@pytest.mark.parametrize(
+    ("arch", "task", "langs"),
+    [("mt5", "summarization", {}), ("mbart", "translation", {"src_lang": "fr_XX", "tgt_lang": "de_DE"})],
+)
+def test_mt5_and_mbart_equal_transformers_generate(tmp_path: Path, arch: str, task: str, langs: dict) -> None:
+    """mT5 (T5's graphs, its own model type) and mBART translating between two of its language codes: the source
+    text ends `</s> fr_XX` and the first generated token is de_DE's code, as transformers' translation pipeline
+    asks generate() (forced_bos_token_id); the same tokens as generate()."""
+    from tiny_models import make_seq2seq
+
+    source = make_seq2seq(tmp_path / "src", arch, steps=50)
+    bundle = builder.load(
+        _build(source, tmp_path / "out", task, *(f"task.{k}={v}" for k, v in langs.items()))
+    )
+    options = bundle.engine.options
+    if arch == "mbart":
+        assert bundle.tokenizer.base.encode("The quick").tokens[-2:] == ["</s>", "fr_XX"]
+        assert options["generation"]["forced_bos_token_id"] == bundle.tokenizer.base.token_to_id("de_DE")
+    for kwargs in SEARCHES[:3]:
+        for text in TEXTS:
+            settings = {"max_new_tokens": 256, "num_beams": 4, **options["generation"], **kwargs}
+            want = _expected(source, text, options["prefix"], settings, langs.get("src_lang"))
+            assert bundle.pipeline.generate_ids([text], bundle.pipeline.settings(kwargs)) == want, (
+                arch,
+                kwargs,
+                text,
+            )
+    if arch == "mbart":  # a language the model has no code for is refused before work
+        proc = run_builder(f"model.source={source}", "task=translation", "task.src_lang=en", "task.tgt_lang=de_DE",
+                           f"output_dir={tmp_path / 'refused'}")  # fmt: skip
+        assert proc.returncode == 2 and "task.src_lang='en'" in proc.stderr and "de_DE" in proc.stderr, (
+            proc.stderr
         )

@@ -360,8 +360,16 @@ T5_SPECIALS = ["<pad>", "</s>", "<unk>"]
 
 
 def seq2seq_tokenizer(model_type: str) -> PreTrainedTokenizerFast:
-    """T5's kind (SentencePiece-style Unigram, `text </s>`, pad 0 eos 1) or BART's (byte-level BPE,
-    `<s> text </s>`, bos 0 pad 1 eos 2)."""
+    """T5's kind (SentencePiece-style Unigram, `text </s>`, pad 0 eos 1; mT5's too), BART's (byte-level BPE,
+    `<s> text </s>`, bos 0 pad 1 eos 2) or mBART's (Unigram, `text </s> en_XX`, its 25 language codes)."""
+    if model_type == "mbart":
+        from transformers import MBartTokenizer
+
+        pre = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+        words, chars = _words_and_chars(normalizers.NFKC(), pre)
+        pieces = [(t, 0.0) for t in ("<s>", "<pad>", "</s>", "<unk>")]
+        pieces += [(w, -float(len(w))) for w in words if len(w) > 1] + [(c, -20.0) for c in chars if c != "▁"]
+        return MBartTokenizer(vocab=[*pieces, ("▁", -5.0)], src_lang="en_XX", model_max_length=MAX_POSITIONS)
     if model_type == "bart":
         return PreTrainedTokenizerFast(
             tokenizer_object=bpe_tokenizer(), model_max_length=MAX_POSITIONS, bos_token="<s>", pad_token="<pad>",
@@ -386,9 +394,15 @@ def seq2seq_tokenizer(model_type: str) -> PreTrainedTokenizerFast:
 
 def seq2seq_config(model_type: str, tok: PreTrainedTokenizerFast):  # type: ignore[no-untyped-def]
     vocab = tok.backend_tokenizer.get_vocab_size()
-    if model_type == "t5":  # with T5's task prefixes and search settings (task_specific_params)
+    if model_type == "mbart":
         return AutoConfig.for_model(
-            "t5", vocab_size=vocab, d_model=32, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=2,
+            "mbart", vocab_size=len(tok), d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
+            decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=MAX_POSITIONS,
+            pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2, init_std=0.2,
+        )  # fmt: skip
+    if model_type in ("t5", "mt5"):  # with T5's task prefixes and search settings (task_specific_params)
+        return AutoConfig.for_model(
+            model_type, vocab_size=vocab, d_model=32, d_kv=16, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=2,
             relative_attention_num_buckets=8, relative_attention_max_distance=32, pad_token_id=0, eos_token_id=1,
             decoder_start_token_id=0, initializer_range=0.2,
             task_specific_params={

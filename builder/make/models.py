@@ -193,7 +193,9 @@ def write_model_files(models: Models, folder: Path) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     # A fresh copy: a tokenizer in use keeps the padding/truncation of its last call in tokenizer.json.
-    type(models.tokenizer()).from_pretrained(models.source.path).save_pretrained(folder)
+    tokenizer = type(models.tokenizer()).from_pretrained(models.source.path)
+    models.task.prepare_tokenizer(tokenizer, models.options)
+    tokenizer.save_pretrained(folder)
     config = folder / "tokenizer_config.json"
     settings = json.loads(config.read_text(encoding="utf-8"))
     # transformers 5 names its fast tokenizer class TokenizersBackend; 4.x knows only the alias.

@@ -138,6 +138,10 @@ class Task:
         """What the runtime pipeline reads from the manifest (runtime.options)."""
         return dict(options)
 
+    def prepare_tokenizer(self, tokenizer: Any, options: dict[str, Any]) -> None:
+        """Set what the task changes in the transformers tokenizer before the bundle's copy is saved (translation:
+        mBART's source language, whose code its special tokens carry); `options` are the task.* settings."""
+
     def companion_files(self, facts: ModelFacts, options: dict[str, Any]) -> dict[str, Any]:
         """JSON files (path in the bundle -> content) that let other libraries load the bundle the way they load
         the source model; `options` are the runtime options (resolved)."""
