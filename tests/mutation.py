@@ -30,7 +30,10 @@ TARGETS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "manifest": (
         "builder/runtime/manifest.py",
         ("read_manifest", "_shape_problems", "verify", "_external_data_problems"),
-        "tests/test_hostile.py -k tampering tests/test_bundle.py tests/test_format_v1.py",
+        # node ids, not -k: a -k applies to every file named and would deselect test_bundle.py's tests too
+        "tests/test_hostile.py::test_tampering tests/test_bundle.py tests/test_format_v1.py "
+        "tests/test_hub.py::test_links_outside_the_cache_and_unknown_files_are_still_refused "
+        "tests/test_hub.py::test_a_local_dir_download_loads",
     ),
     "external-data": (
         "builder/runtime/external_data.py",
@@ -42,7 +45,8 @@ TARGETS: dict[str, tuple[str, tuple[str, ...], str]] = {
             "_function_locations",
             "external_data_locations",
         ),  # fmt: skip
-        "tests/test_hostile.py -k tampering tests/test_bundle.py -k external",
+        "tests/test_hostile.py::test_tampering tests/test_bundle.py::test_external_data_leading_outside_is_refused "
+        "tests/test_bundle.py::test_external_data_inside_the_bundle_loads",
     ),
     "bundle-id": ("builder/make/writer.py", ("bundle_id",), "tests/test_honesty.py -k bundle_id"),
     "fidelity": (

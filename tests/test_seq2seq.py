@@ -116,6 +116,20 @@ def test_three_graphs_in_optimum_names(bundles: dict) -> None:
         assert metrics["fidelity"]["passed"] and metrics["fidelity"]["generation"]["greedy_match"] == 1.0, (
             arch
         )
+        # the weights in one data file, each once: the decoder files (and a tied embedding) share theirs
+        refs: dict[str, set] = {}
+        for role in graphs:
+            for tensor in onnx.load(str(folder / f"{role}.onnx"), load_external_data=False).graph.initializer:
+                info = {e.key: e.value for e in tensor.external_data}
+                if info:
+                    assert info["location"] == "model.onnx_data"
+                    refs.setdefault(role, set()).add((int(info["offset"]), int(info["length"])))
+        data = (folder / "model.onnx_data").stat().st_size
+        assert data == sum(length for _, length in set().union(*refs.values()))
+        assert len(refs["decoder_model"] & refs["decoder_with_past_model"]) >= 4 * layers
+        assert sum(length for r in refs.values() for _, length in r) > 1.5 * data
+        graph_files = [f for f in manifest["files"] if f.endswith((".onnx", ".onnx_data"))]
+        assert metrics["size"]["bundle_model_bytes"] == sum((folder / f).stat().st_size for f in graph_files)
 
 
 @pytest.mark.parametrize("arch", SEQ2SEQ)
@@ -190,7 +204,8 @@ def test_quantized_graphs_measured_against_pytorch(tiny_seq2seq: dict, tmp_path:
         quiet=True,
     )  # fmt: skip
     metrics = read_json(folder / "metrics.json")
-    assert metrics["fidelity"]["passed"] and metrics["size"]["ratio_to_fp32"] < 0.7
+    # smaller than the fp32 weights stored once (a tiny model: graph structure and small tensors are much of it)
+    assert metrics["fidelity"]["passed"] and metrics["size"]["ratio_to_fp32"] < 0.9
     compared = metrics["fidelity"]["outputs"]
     assert {"decoder_model.logits", "decoder_with_past_model.logits"} <= set(compared)
     if method == "dynamic":

@@ -1,5 +1,5 @@
 """ONNX files written byte-for-byte reproducibly, with their external data when a graph passes protobuf's
-2 GB limit."""
+2 GB limit, and several graphs' weights stored once (save_shared)."""
 
 from __future__ import annotations
 
@@ -21,14 +21,7 @@ def save_onnx(
     weights_from: the folder of the file `model` was read from without its external data
     (onnx.load(..., load_external_data=False)); those weights are copied across one tensor at a time, so a
     6 GB graph is never whole in memory."""
-    model.doc_string = ""
-    del model.metadata_props[:]
-    for graph in all_graphs(model.graph):
-        del graph.metadata_props[:]
-        graph.doc_string = ""
-        for node in graph.node:
-            del node.metadata_props[:]
-            node.doc_string = ""
+    _strip(model)
     path.parent.mkdir(parents=True, exist_ok=True)
     unread = any(t.data_location == onnx.TensorProto.EXTERNAL for t in _tensors(model))
     if not (unread or external_data == "always" or _too_large(model)):
@@ -59,6 +52,74 @@ def save_onnx(
     staged.replace(data)  # the data file may be the one the weights came from: replaced only now
     path.with_name(path.name + ".tmp").replace(path)
     return path
+
+
+def _strip(model: onnx.ModelProto) -> None:
+    """What depends on where or when a graph was built: doc strings and metadata."""
+    model.doc_string = ""
+    del model.metadata_props[:]
+    for graph in all_graphs(model.graph):
+        del graph.metadata_props[:]
+        graph.doc_string = ""
+        for node in graph.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+
+
+def save_shared(graphs: list[tuple[Path, Path]], data: Path) -> None:
+    """Several graphs with their weights in one data file beside them, each distinct tensor once: the decoder files
+    of an encoder-decoder hold the same weights, and a tied embedding is in every graph. graphs: (the graph file as
+    built, with its data file if any; where to write it). Reproducible as save_onnx is."""
+    import hashlib
+
+    staged = data.with_name(data.name + ".tmp")
+    stored: dict[str, tuple[int, int]] = {}  # digest of (type, bytes) -> (offset, length)
+    with open(staged, "wb") as out:
+        for source, target in graphs:
+            model = onnx.load(str(source), load_external_data=False)
+            _strip(model)
+            for tensor, blob in _weights(model, source.parent):
+                digest = hashlib.sha256(str(tensor.data_type).encode() + blob).hexdigest()
+                if digest not in stored:
+                    stored[digest] = (out.tell(), len(blob))
+                    out.write(blob)
+                offset, length = stored[digest]
+                del tensor.external_data[:]
+                tensor.ClearField("raw_data")
+                tensor.data_location = onnx.TensorProto.EXTERNAL
+                for key, value in (("location", data.name), ("offset", offset), ("length", length)):
+                    entry = tensor.external_data.add()
+                    entry.key, entry.value = key, str(value)
+            target.with_name(target.name + ".tmp").write_bytes(model.SerializeToString())
+            target.with_name(target.name + ".tmp").replace(target)
+    staged.replace(data)
+
+
+def stored_size(paths: list[Path]) -> int:
+    """The bytes of several graphs with each distinct weight counted once, as save_shared stores them."""
+    import hashlib
+
+    seen: set[str] = set()
+    total = 0
+    for path in paths:
+        model = onnx.load(str(path), load_external_data=False)
+        for tensor, blob in _weights(model, path.parent):
+            digest = hashlib.sha256(str(tensor.data_type).encode() + blob).hexdigest()
+            total += 0 if digest in seen else len(blob)
+            seen.add(digest)
+            tensor.ClearField("raw_data")
+        total += model.ByteSize()
+    return total
+
+
+def _weights(model: onnx.ModelProto, folder: Path) -> Iterator[tuple[onnx.TensorProto, bytes]]:
+    """The graph's weights (those of EXTERNAL_MIN_BYTES or more, inline or in a data file in `folder`), with their
+    bytes."""
+    for tensor in _tensors(model):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL:
+            yield tensor, _external_bytes(tensor, folder)
+        elif tensor.HasField("raw_data") and len(tensor.raw_data) >= EXTERNAL_MIN_BYTES:
+            yield tensor, tensor.raw_data
 
 
 def _tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:

@@ -20,10 +20,12 @@ import yaml
 from builder.hardware import host_can_run, host_facts
 from builder.make.card import model_card
 from builder.make.context import BuildContext, runtime_section
-from builder.make.files import onnx_files, onnx_size
+from builder.make.files import onnx_files, onnx_size, save_shared
 from builder.runtime.manifest import FORMAT_VERSION, MANIFEST, file_table
 from builder.version import __version__
 
+# The data file of a bundle of several graphs: their weights, each distinct tensor once.
+SHARED_DATA = "model.onnx_data"
 # Keys that say where output goes or how it is measured: they do not change what is built.
 NOT_IN_ID = ("output_dir", "cache_dir", "benchmark", "fidelity", "evaluation")
 TOOLS = ("torch", "transformers", "onnx", "onnxruntime")
@@ -91,8 +93,12 @@ def assemble(
     overrides: list[str],
     choices: dict[str, Any],
 ) -> None:
-    """Fill the staging folder: graphs, model files, build record, metrics, card, manifest."""
-    for graph in ctx.models.graphs:
+    """Fill the staging folder: graphs, model files, build record, metrics, card, manifest. A bundle of several
+    graphs keeps their weights in one data file, each distinct tensor once (SHARED_DATA)."""
+    graphs = ctx.models.graphs
+    if len(graphs) > 1:
+        save_shared([(ctx.graphs[g.role], folder / g.file) for g in graphs], folder / SHARED_DATA)
+    for graph in graphs if len(graphs) == 1 else ():
         source = ctx.graphs[graph.role]
         if source.name != graph.file and len(onnx_files(source)) > 1:
             # External data is referenced by file name from inside the graph: re-save under the bundle's name.
@@ -112,8 +118,10 @@ def assemble(
         else:
             shutil.copyfile(item, target)
     metrics = ctx.metrics
-    fp32 = metrics["export"]["size_bytes"]
-    size = sum(onnx_size(folder / g.file) for g in ctx.models.graphs)
+    fp32 = metrics["export"].get(
+        "stored_bytes", metrics["export"]["size_bytes"]
+    )  # each weight once, as bundled
+    size = sum(onnx_size(folder / g.file) for g in graphs) + _size(folder / SHARED_DATA)
     metrics["size"] = {"fp32_model_bytes": fp32, "bundle_model_bytes": size, "ratio_to_fp32": size / fp32}
     versions = tool_versions()
     # Honesty: numbers measured on a host that cannot run the profile (no GPU, missing instruction set) say so.
@@ -127,3 +135,7 @@ def assemble(
     extra = {"versions": versions, "source": ctx.source.identity, "runtime": runtime_section(ctx)}
     (folder / "README.md").write_text(model_card(resolved, metrics, extra, name), encoding="utf-8")
     write_manifest(folder, bid, name, extra)
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else 0

@@ -288,7 +288,7 @@ def _beam_search(
                 picks.append(rng.choice(row.size, size=keep_k, replace=False, p=probs / probs.sum()))
             top = np.stack([p[np.argsort(-accumulated[i, p], kind="stable")] for i, p in enumerate(picks)])
         else:
-            top = np.argsort(-accumulated, axis=-1, kind="stable")[:, :keep_k]
+            top = top_k(accumulated, keep_k)
         top_scores = np.take_along_axis(accumulated, top, axis=-1)
         source, tokens = top // vocab, top % vocab
         candidates = np.take_along_axis(running, source[:, :, None], axis=1)
@@ -328,6 +328,19 @@ def _beam_search(
         steps.reorder(rows)
         logits = steps.next(running[:, :, t].reshape(-1))
     return [finished_seq[b, k, : finished_len[b, k]].tolist() for b in range(batch) for k in range(n_ret)]
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the indices of the k highest scores, highest first, the lower index first among equals (a stable
+    descending sort's first k), without sorting the whole row: beam search ranks beams x vocabulary scores a step."""
+    if k >= scores.shape[-1]:
+        return np.argsort(-scores, axis=-1, kind="stable")
+    kth = np.partition(scores, -k, axis=-1)[:, -k][:, None]  # the k-th highest score of each row
+    rows = []
+    for row, bound in zip(scores, kth, strict=True):
+        candidates = np.flatnonzero(row >= bound)  # every score tied with the k-th too, in index order
+        rows.append(candidates[np.argsort(-row[candidates], kind="stable")[:k]])
+    return np.stack(rows)
 
 
 def pieces(texts: Iterator[str]) -> Iterator[str]:

@@ -15,7 +15,7 @@ import torch
 
 from builder.errors import StageError
 from builder.make.context import BuildContext
-from builder.make.files import keep_inputs, onnx_size, save_onnx
+from builder.make.files import keep_inputs, onnx_size, save_onnx, stored_size
 from builder.make.logits_to_keep import add_logits_to_keep
 from builder.make.models import torch_outputs
 from builder.make.stages.fidelity import cache_vectors, masks
@@ -56,12 +56,15 @@ def run(ctx: BuildContext) -> dict[str, Any]:
             "size_bytes": onnx_size(path),
             **attention,
         }
-    return {
+    record = {
         "opset": ctx.cfg.export.opset,
         "max_abs_diff": max(g["max_abs_diff"] for g in graphs.values()),
         "size_bytes": sum(g["size_bytes"] for g in graphs.values()),
         "graphs": graphs,
     }
+    if len(graphs) > 1:  # the bundle stores each distinct weight once (writer.SHARED_DATA)
+        record["stored_bytes"] = stored_size(list(ctx.graphs.values()))
+    return record
 
 
 def _export(
