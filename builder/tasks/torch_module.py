@@ -51,7 +51,7 @@ class DecoderModule(torch.nn.Module):
         windowed = getattr(self.model.config, "sliding_window", None)
         cache = DynamicCache() if windowed else DynamicCache(config=self.model.config)
         for layer in range(self.num_layers):
-            cache.update(past[2 * layer], past[2 * layer + 1], layer)
+            hold(cache, layer, past[2 * layer], past[2 * layer + 1])
         name = self._cache_arg
         out = self.model(
             input_ids=input_ids,
@@ -72,6 +72,15 @@ def torch_call(module: torch.nn.Module, tensors: tuple[torch.Tensor, ...], devic
         out = module(*(t.to(device) for t in tensors))
         if device != "cpu":  # also waits for the GPU
             [o.cpu() for o in out]
+
+
+def hold(cache: Any, layer: int, keys: torch.Tensor, values: torch.Tensor) -> None:
+    """A past as a cache layer's contents, as they are. Cache.update would append it to an empty tensor, which the
+    trace keeps: a Concat copying the whole past of every layer at every step (a seq2seq decoder's cross-attention
+    cache, 200 MB a step at bart-large's 512 positions and 4 beams)."""
+    cache.update(keys[..., :0, :], values[..., :0, :], layer)  # the layer, made and initialized, still empty
+    entry = cache.layers[layer]
+    entry.keys, entry.values = keys, values
 
 
 def _cache_argument(model: torch.nn.Module) -> str:
@@ -118,8 +127,8 @@ class Seq2SeqDecoderModule(torch.nn.Module):
             past = rest
             for layer in range(self.num_layers):
                 k, v, ck, cv = past[4 * layer : 4 * layer + 4]
-                self_cache.update(k, v, layer)
-                cross_cache.update(ck, cv, layer)
+                hold(self_cache, layer, k, v)
+                hold(cross_cache, layer, ck, cv)
             # the layers read the cross-attention cache; the encoder's output only gives them its shape
             ck = past[2]
             hidden = ck.new_zeros(ck.shape[0], ck.shape[2], self.model.config.d_model)
