@@ -212,26 +212,6 @@ def write_model_files(models: Models, folder: Path) -> Path:
     return folder
 
 
-def torch_outputs(module: Any, batch: dict[str, Any], names: tuple[str, ...]) -> list[Any]:
-    """The module's outputs (numpy, float32) on a batch, remembered on the module: sweep jobs in one process
-    share the PyTorch model, and its outputs on the built-in inputs are the same for every bundle they compare."""
-    import hashlib
-
-    import numpy as np
-    import torch
-
-    digest = hashlib.sha256()
-    for n in names:
-        digest.update(f"{n}{batch[n].shape}{batch[n].dtype}".encode())
-        digest.update(np.ascontiguousarray(batch[n]).tobytes())
-    memo: dict[str, list[Any]] = module.__dict__.setdefault("_builder_outputs", {})
-    if digest.hexdigest() not in memo:
-        with torch.inference_mode():
-            out = module(*(torch.from_numpy(batch[n]) for n in names))
-        memo[digest.hexdigest()] = [o.float().numpy() for o in out]
-    return [o.copy() for o in memo[digest.hexdigest()]]
-
-
 class TorchEngine(Engine):
     """The PyTorch model (transformers' default attention) behind the runtime's engine interface."""
 

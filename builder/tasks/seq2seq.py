@@ -187,7 +187,7 @@ class Seq2SeqTask(Task):
         """The built-in inputs as the runtime runs them: encoded (right-padded); the first decoder step from the
         start token beside PyTorch's own encoder output; the next step from the token PyTorch chose, with the cache
         PyTorch's first step made. (Random encoder outputs, as export traces, leave logits without real margins.)"""
-        from builder.make.models import torch_outputs
+        from builder.tasks.torch_module import torch_outputs
 
         if baseline is None:
             return self.sample_batches(facts, graph)

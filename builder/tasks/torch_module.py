@@ -3,10 +3,12 @@ fidelity, evaluation and benchmark run as the PyTorch side. Imports torch: only 
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -152,3 +154,18 @@ class Seq2SeqDecoderModule(torch.nn.Module):
                 cross = cache.cross_attention_cache.layers[layer]
                 present += [cross.keys, cross.values]
         return (out.logits, *present)
+
+
+def torch_outputs(module: Any, batch: dict[str, Any], names: tuple[str, ...]) -> list[Any]:
+    """The module's outputs (numpy, float32) on a batch, remembered on the module: sweep jobs in one process
+    share the PyTorch model, and its outputs on the built-in inputs are the same for every bundle they compare."""
+    digest = hashlib.sha256()
+    for n in names:
+        digest.update(f"{n}{batch[n].shape}{batch[n].dtype}".encode())
+        digest.update(np.ascontiguousarray(batch[n]).tobytes())
+    memo: dict[str, list[Any]] = module.__dict__.setdefault("_builder_outputs", {})
+    if digest.hexdigest() not in memo:
+        with torch.inference_mode():
+            out = module(*(torch.from_numpy(batch[n]) for n in names))
+        memo[digest.hexdigest()] = [o.float().numpy() for o in out]
+    return [o.copy() for o in memo[digest.hexdigest()]]

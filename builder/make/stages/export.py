@@ -17,10 +17,10 @@ from builder.errors import StageError
 from builder.make.context import BuildContext
 from builder.make.files import keep_inputs, onnx_size, save_onnx, stored_size
 from builder.make.logits_to_keep import add_logits_to_keep
-from builder.make.models import torch_outputs
 from builder.make.stages.fidelity import cache_vectors, masks
 from builder.runtime.session import create_session
 from builder.tasks import Graph
+from builder.tasks.torch_module import torch_outputs
 
 
 def cache_config(ctx: BuildContext) -> dict[str, Any]:

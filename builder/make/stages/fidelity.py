@@ -10,10 +10,11 @@ import numpy as np
 from builder.errors import StageError
 from builder.make.context import BuildContext, runtime_section
 from builder.make.files import has_operator
-from builder.make.models import TorchEngine, torch_outputs
+from builder.make.models import TorchEngine
 from builder.runtime.engine import OnnxEngine
 from builder.tasks import Output
 from builder.tasks.base import differs
+from builder.tasks.torch_module import torch_outputs
 
 
 def run(ctx: BuildContext) -> dict[str, Any]:
