@@ -10,7 +10,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from conftest import read_json, run_builder, run_without_build_packages
+from conftest import bundles_in, read_json, run_builder, run_without_build_packages
 from tiny_models import SEQ2SEQ
 
 import builder
@@ -306,7 +306,7 @@ def test_pipelines_answer_as_transformers_457(golden_bundles: dict) -> None:
     what transformers 4.57's summarization, translation and text2text-generation pipelines gave."""
     from builder.source import folder_hash
 
-    for arch in ("t5", "bart"):
+    for arch in ("t5", "bart", "marian"):
         assert folder_hash(GOLDEN_DIR / "seq2seq-models" / arch) == GOLDEN["model_hashes"][arch], (
             "tests/golden/seq2seq-models changed: regenerate the goldens with tests/golden/make_seq2seq_golden.py"
         )
@@ -321,12 +321,20 @@ def test_pipelines_answer_as_transformers_457(golden_bundles: dict) -> None:
 
 @pytest.mark.parametrize(
     ("arch", "task", "langs"),
-    [("mt5", "summarization", {}), ("mbart", "translation", {"src_lang": "fr_XX", "tgt_lang": "de_DE"})],
+    [
+        ("mt5", "summarization", {}),
+        ("mbart", "translation", {"src_lang": "fr_XX", "tgt_lang": "de_DE"}),
+        ("marian", "translation", {}),
+    ],
 )
-def test_mt5_and_mbart_equal_transformers_generate(tmp_path: Path, arch: str, task: str, langs: dict) -> None:
-    """mT5 (T5's graphs, its own model type) and mBART translating between two of its language codes: the source
+def test_mt5_mbart_and_marian_equal_transformers_generate(
+    tmp_path: Path, arch: str, task: str, langs: dict
+) -> None:
+    """mT5 (T5's graphs, its own model type); mBART translating between two of its language codes: the source
     text ends `</s> fr_XX` and the first generated token is de_DE's code, as transformers' translation pipeline
-    asks generate() (forced_bos_token_id); the same tokens as generate()."""
+    asks generate() (forced_bos_token_id); Marian, whose tokenizer builder converts from its SentencePiece files
+    (generate() runs MarianTokenizer) and whose <pad> is never generated (bad_words_ids): the same tokens as
+    generate()."""
     from tiny_models import make_seq2seq
 
     source = make_seq2seq(tmp_path / "src", arch, steps=50)
@@ -346,9 +354,60 @@ def test_mt5_and_mbart_equal_transformers_generate(tmp_path: Path, arch: str, ta
                 kwargs,
                 text,
             )
+    if arch == "marian":  # opus-mt's generation config: start from <pad>, never generate it
+        pad = bundle.tokenizer.base.token_to_id("<pad>")
+        settings = bundle.pipeline.settings({})
+        assert settings["bad_words_ids"] == [[pad]] and settings["decoder_start_token_id"] == pad
     if arch == "mbart":  # a language the model has no code for is refused before work
         proc = run_builder(f"model.source={source}", "task=translation", "task.src_lang=en", "task.tgt_lang=de_DE",
                            f"output_dir={tmp_path / 'refused'}")  # fmt: skip
         assert proc.returncode == 2 and "task.src_lang='en'" in proc.stderr and "de_DE" in proc.stderr, (
             proc.stderr
         )
+
+
+def test_marian_tokenizer_json_encodes_and_decodes_as_marian_tokenizer(tmp_path: Path) -> None:
+    """builder's tokenizer.json for a Marian model (source.spm's Unigram lattice, ids from vocab.json, the target's
+    own pieces never chosen) gives MarianTokenizer's ids and texts: whitespace runs, NFKC forms (full-width,
+    ligatures), characters neither SentencePiece model knows, special tokens typed in the text; any ids decode as
+    it decodes them."""
+    import random
+
+    from tiny_models import marian_tokenizer
+    from transformers import MarianTokenizer
+
+    from builder.make.spm_tokenizer import marian_tokenizer as convert
+
+    folder = tmp_path / "marian"
+    marian_tokenizer(folder).save_pretrained(folder)
+    reference = MarianTokenizer.from_pretrained(folder)
+    fast = convert(folder, read_json(folder / "tokenizer_config.json"))
+    target_only = set(reference.get_vocab()) - {reference.spm_source.id_to_piece(i)
+                                                for i in range(reference.spm_source.get_piece_size())}  # fmt: skip
+    assert target_only, "the fixture should have pieces only the target model has"
+    texts = [*TEXTS, "", " ", "  two  spaces   ", "tab\there\nline", "Ｆｕｌｌｗｉｄｔｈ １２３", "ﬁ ½ ① ™",
+             "</s> typed <pad> specials <unk>", "x" * 40, "Ich bin ein kleiner Frosch.", "Straße 日本語 ∑"]  # fmt: skip
+    for text in texts:
+        ids = reference(text).input_ids
+        assert fast(text).input_ids == ids, text
+        assert fast.decode(ids, skip_special_tokens=True) == reference.decode(ids, skip_special_tokens=True)
+    rng = random.Random(0)
+    for _ in range(200):
+        ids = [rng.randrange(len(reference)) for _ in range(rng.randrange(1, 12))]
+        assert fast.decode(ids, skip_special_tokens=True) == reference.decode(
+            ids, skip_special_tokens=True
+        ), ids
+
+
+def test_a_marian_model_without_its_sentencepiece_file_is_refused(tmp_path: Path) -> None:
+    from tiny_models import make_seq2seq
+
+    source = make_seq2seq(tmp_path / "src", "marian", steps=0)
+    (source / "source.spm").unlink()
+    proc = run_builder(f"model.source={source}", "task=translation", f"output_dir={tmp_path / 'out'}")
+    assert (
+        proc.returncode != 0
+        and f"model.source={source}" in proc.stderr
+        and "missing: source.spm" in proc.stderr
+    )
+    assert "Traceback" not in proc.stderr and not bundles_in(tmp_path / "out")

@@ -392,7 +392,50 @@ def seq2seq_tokenizer(model_type: str) -> PreTrainedTokenizerFast:
     )  # fmt: skip
 
 
+def marian_tokenizer(folder: Path):  # type: ignore[no-untyped-def]
+    """Marian's kind: SentencePiece Unigram models for each side (source.spm, target.spm; the target's trained on
+    other text, so some pieces are the target's only) and one vocab.json over both (</s> 0, <unk> 1, <pad> last);
+    no fast version. Trained here on the pairs' texts (one thread: the same files every run)."""
+    import sentencepiece as spm
+    from transformers import MarianTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pairs = seq2seq_pairs()
+    sides = {
+        "source": [s for s, _ in pairs],
+        "target": [t for _, t in pairs] + ["Ich bin ein kleiner Frosch."],
+    }
+    vocab: dict[str, int] = {}
+    for side, texts in sides.items():
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(texts), model_prefix=str(folder / side), vocab_size=120, model_type="unigram",
+            character_coverage=1.0, pad_id=-1, bos_id=-1, eos_id=0, unk_id=1, hard_vocab_limit=False,
+            num_threads=1, minloglevel=2,
+        )  # fmt: skip
+        (folder / f"{side}.model").replace(folder / f"{side}.spm")
+        (folder / f"{side}.vocab").unlink()
+        sp = spm.SentencePieceProcessor(model_file=str(folder / f"{side}.spm"))
+        for i in range(sp.get_piece_size()):
+            vocab.setdefault(sp.id_to_piece(i), len(vocab))
+    vocab["<pad>"] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    return MarianTokenizer(
+        str(folder / "source.spm"), str(folder / "target.spm"), str(folder / "vocab.json"),
+        model_max_length=MAX_POSITIONS,
+    )  # fmt: skip
+
+
 def seq2seq_config(model_type: str, tok: PreTrainedTokenizerFast):  # type: ignore[no-untyped-def]
+    if (
+        model_type == "marian"
+    ):  # opus-mt's settings: start from <pad>, never generate it, sinusoidal positions
+        pad = tok.pad_token_id
+        return AutoConfig.for_model(
+            "marian", vocab_size=len(tok), decoder_vocab_size=len(tok), d_model=32, encoder_layers=2,
+            decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
+            decoder_ffn_dim=64, max_position_embeddings=MAX_POSITIONS, pad_token_id=pad, eos_token_id=0,
+            decoder_start_token_id=pad, bad_words_ids=[[pad]], scale_embedding=True, init_std=0.2,
+        )  # fmt: skip
     vocab = tok.backend_tokenizer.get_vocab_size()
     if model_type == "mbart":
         return AutoConfig.for_model(
@@ -429,13 +472,20 @@ def seq2seq_pairs() -> list[tuple[str, str]]:
 
 def make_seq2seq(root: Path, model_type: str, name: str = "", steps: int = TRAIN_STEPS) -> Path:
     folder = root / (name or f"tiny-{model_type}-seq2seq")
-    tok = seq2seq_tokenizer(model_type)
+    tok = marian_tokenizer(folder) if model_type == "marian" else seq2seq_tokenizer(model_type)
     torch.manual_seed(0)
     model = transformers.AutoModelForSeq2SeqLM.from_config(seq2seq_config(model_type, tok))
+    if model_type == "marian":
+        model.generation_config.bad_words_ids = [[tok.pad_token_id]]
     if steps:
         pairs = seq2seq_pairs()
         enc = tok([s for s, _ in pairs], padding=True, return_tensors="pt")
-        labels = tok([t for _, t in pairs], padding=True, return_tensors="pt")["input_ids"]
+        target = (
+            {"text_target": [t for _, t in pairs]}
+            if model_type == "marian"
+            else {"text": [t for _, t in pairs]}
+        )
+        labels = tok(**target, padding=True, return_tensors="pt")["input_ids"]
         labels = labels.masked_fill(labels == tok.pad_token_id, -100)
         optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
         model.train()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.errors import StageError
+from builder.make.spm_tokenizer import marian_tokenizer
 from builder.runtime.engine import Engine, GraphIO
 from builder.runtime.tokenizer import BundleTokenizer
 from builder.source import Source
@@ -41,24 +42,37 @@ class Models:
 
     def tokenizer(self) -> Any:
         if self._tokenizer is None:
-            from transformers import AutoTokenizer
-
-            try:
-                tok = AutoTokenizer.from_pretrained(
-                    self.source.path, trust_remote_code=self.trust_remote_code
-                )
-            except Exception as e:
-                raise StageError(
-                    f"model.source={self.what}: {_tokenizer_problem(self.source.path, e)}. Save the model's "
-                    "tokenizer there again (tokenizer.save_pretrained(FOLDER))"
-                ) from e
-            if not getattr(tok, "is_fast", False):
-                raise StageError(
-                    f"model.source={self.what}: the tokenizer has no fast (tokenizer.json) version; bundles need "
-                    "one so apps run without transformers."
-                )
-            self._tokenizer = tok
+            self._tokenizer = self.fresh_tokenizer()
         return self._tokenizer
+
+    def fresh_tokenizer(self) -> Any:
+        """A new instance (one in use keeps the padding/truncation of its last call in its tokenizer.json)."""
+        from transformers import AutoTokenizer
+
+        folder = self.source.path
+        if read_config(folder).get("model_type") == "marian" and not (folder / "tokenizer.json").is_file():
+            # SentencePiece files only (MarianTokenizer has no fast version): builder writes the tokenizer.json
+            try:
+                settings = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                raise StageError(f"model.source={self.what}: {_tokenizer_problem(folder, e)}") from e
+            try:
+                return marian_tokenizer(folder, settings if isinstance(settings, dict) else {})
+            except StageError as e:
+                raise StageError(f"model.source={self.what}: {e}") from None
+        try:
+            tok = AutoTokenizer.from_pretrained(folder, trust_remote_code=self.trust_remote_code)
+        except Exception as e:
+            raise StageError(
+                f"model.source={self.what}: {_tokenizer_problem(folder, e)}. Save the model's "
+                "tokenizer there again (tokenizer.save_pretrained(FOLDER))"
+            ) from e
+        if not getattr(tok, "is_fast", False):
+            raise StageError(
+                f"model.source={self.what}: the tokenizer has no fast (tokenizer.json) version; bundles need "
+                "one so apps run without transformers."
+            )
+        return tok
 
     @property
     def facts(self) -> ModelFacts:
@@ -192,8 +206,7 @@ def write_model_files(models: Models, folder: Path) -> Path:
     import shutil
 
     folder.mkdir(parents=True, exist_ok=True)
-    # A fresh copy: a tokenizer in use keeps the padding/truncation of its last call in tokenizer.json.
-    tokenizer = type(models.tokenizer()).from_pretrained(models.source.path)
+    tokenizer = models.fresh_tokenizer()
     models.task.prepare_tokenizer(tokenizer, models.options)
     tokenizer.save_pretrained(folder)
     config = folder / "tokenizer_config.json"

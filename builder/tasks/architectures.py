@@ -105,6 +105,11 @@ ARCHITECTURES: dict[str, Architecture] = {
         "encoder-decoder", "bart", "decoder_attention_heads", "d_model", SEQ2SEQ_HEADS, inputs=_NO_TYPES,
         layers_key="decoder_layers",
     ),
+    # Marian (opus-mt): BART's layout with sinusoidal positions; its tokenizer is converted from source.spm.
+    "marian": Architecture(
+        "encoder-decoder", "bart", "decoder_attention_heads", "d_model", SEQ2SEQ_HEADS, inputs=_NO_TYPES,
+        layers_key="decoder_layers",
+    ),
 }  # fmt: skip
 
 

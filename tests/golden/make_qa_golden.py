@@ -62,6 +62,9 @@ def ensure_venv() -> Path:
         pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
         subprocess.run([*pip, "torch==2.13.0"], check=True)  # the CPU build; never an unpinned torch
         subprocess.run([*pip, TRANSFORMERS, "numpy"], check=True)
+    if subprocess.run([str(python), "-c", "import sentencepiece"], capture_output=True).returncode:
+        # MarianTokenizer's (the seq2seq goldens'); an older .golden-venv lacks it
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "sentencepiece"], check=True)
     return python
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 MODELS = HERE / "seq2seq-models"
-ARCHITECTURES = ("t5", "bart")
+ARCHITECTURES = ("t5", "bart", "marian")
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
@@ -28,7 +28,7 @@ RUNNER = r"""
 import json, sys, warnings
 warnings.simplefilter("ignore")
 import transformers
-from transformers import AutoModelForSeq2SeqLM, PreTrainedTokenizerFast, pipeline
+from transformers import AutoModelForSeq2SeqLM, MarianTokenizer, PreTrainedTokenizerFast, pipeline
 from seq2seq_cases import CASES
 models = json.loads(sys.argv[1])
 out = {"transformers_version": transformers.__version__, "cases": []}
@@ -37,10 +37,14 @@ for task, arch, inputs, kwargs in CASES:
     folder = models[arch]
     if (task, arch) not in pipelines:
         # 4.57 does not know transformers 5's tokenizer_class names: build the fast tokenizer from tokenizer.json.
+        # Marian has none: its own MarianTokenizer (SentencePiece), what users of 4.57 ran.
         config = json.load(open(folder + "/tokenizer_config.json"))
         specials = {k: v for k, v in config.items() if k.endswith("_token") and isinstance(v, str)}
-        tok = PreTrainedTokenizerFast(tokenizer_file=folder + "/tokenizer.json", model_input_names=["input_ids",
-                                      "attention_mask"], model_max_length=config["model_max_length"], **specials)
+        if arch == "marian":
+            tok = MarianTokenizer.from_pretrained(folder)
+        else:
+            tok = PreTrainedTokenizerFast(tokenizer_file=folder + "/tokenizer.json", model_input_names=["input_ids",
+                                          "attention_mask"], model_max_length=config["model_max_length"], **specials)
         # a model of its own per pipeline: a pipeline pops the task's prefix out of the model's config when made
         model = AutoModelForSeq2SeqLM.from_pretrained(folder)
         pipelines[(task, arch)] = pipeline(task, model=model, tokenizer=tok, device="cpu")
@@ -59,9 +63,10 @@ def main() -> None:
     from builder.source import folder_hash
 
     python = ensure_venv()
-    if "--remake-models" in sys.argv or not MODELS.exists():
+    if "--remake-models" in sys.argv:
         shutil.rmtree(MODELS, ignore_errors=True)
-        for arch in ARCHITECTURES:
+    for arch in ARCHITECTURES:  # those not committed yet
+        if not (MODELS / arch).exists():
             shutil.move(str(make_seq2seq(MODELS, arch)), str(MODELS / arch))
     folders = {arch: MODELS / arch for arch in ARCHITECTURES}
     proc = subprocess.run(

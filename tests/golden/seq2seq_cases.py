@@ -27,4 +27,12 @@ CASES = [
     ("translation_en_to_de", "t5", TEXTS[:2], {"num_beams": 1, "max_new_tokens": 10}),
     ("text2text-generation", "bart", TEXTS[1], {"num_beams": 2, "max_new_tokens": 10}),
     ("text2text-generation", "t5", TEXTS[0], {"do_sample": False, "num_beams": 1, "max_new_tokens": 10}),
+    # Marian: MarianTokenizer (SentencePiece) on 4.57's side, builder's converted tokenizer.json on the bundle's
+    *[("translation", "marian", t, {"num_beams": 1, "max_new_tokens": 12}) for t in TEXTS],
+    *[("translation", "marian", t, {"max_new_tokens": 12}) for t in TEXTS[:3]],
+    ("translation", "marian", TEXTS[1], {"num_beams": 4, "length_penalty": 2.0, "no_repeat_ngram_size": 2,
+                                         "early_stopping": True, "max_new_tokens": 12}),
+    ("translation", "marian", LONG, {"truncation": True, "num_beams": 2, "max_new_tokens": 10}),
+    ("translation", "marian", TEXTS[:3], {"num_beams": 2, "max_new_tokens": 10}),
+    ("text2text-generation", "marian", TEXTS[2], {"num_beams": 3, "num_return_sequences": 2, "max_new_tokens": 8}),
 ]  # fmt: skip
