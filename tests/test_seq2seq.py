@@ -216,6 +216,29 @@ def test_quantized_graphs_measured_against_pytorch(tiny_seq2seq: dict, tmp_path:
         assert ops & quantized, (role, ops)
 
 
+def test_fp16_for_cuda_on_every_graph(tiny_seq2seq: dict, bundles: dict, tmp_path: Path) -> None:
+    """hardware=cuda optimization=O4: every graph's weights in float16 (inputs and outputs stay float32, so the
+    runtime feeds and reads them as before); on this CPU host the graphs still run and keep the fp32 bundle's
+    greedy and beam-search tokens on the trained model."""
+    folder = builder.build(
+        overrides=[f"model.source={tiny_seq2seq['bart']}", "task=summarization", "hardware=cuda",
+                   "optimization=O4", "quantization=none", "evaluation=none", "benchmark=none",
+                   f"output_dir={tmp_path}"],
+        quiet=True,
+    )  # fmt: skip
+    for role in ("encoder_model", "decoder_model", "decoder_with_past_model"):
+        graph = onnx.load(str(folder / f"{role}.onnx"), load_external_data=False).graph
+        weights = [
+            t for t in graph.initializer if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+        ]
+        assert weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in weights), role
+        assert all(i.type.tensor_type.elem_type != onnx.TensorProto.FLOAT16 for i in graph.input), role
+    assert read_json(folder / "metrics.json")["fidelity"]["generation"]["greedy_match"] == 1.0
+    fp16, fp32 = builder.load(folder), builder.load(bundles["bart"])
+    for kwargs in SEARCHES[:3]:
+        assert fp16(TEXTS, **kwargs) == fp32(TEXTS, **kwargs), kwargs
+
+
 def test_runs_without_build_time_packages(bundles: dict) -> None:
     run_without_build_packages(
         "import builder\n"
