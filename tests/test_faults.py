@@ -324,7 +324,12 @@ def _build_args(model: Path, out: Path) -> list[str]:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_ends_a_build_cleanly(tiny_models: dict, tmp_path: Path, sig: signal.Signals) -> None:
-    proc = _start(_build_args(tiny_models[("bert", "text-classification")], tmp_path))
+    # SIGINT as a terminal's Ctrl-C delivers it: a suite started in the background (`pytest &`) passes its
+    # children SIGINT ignored, as POSIX shells do for asynchronous commands, and Python keeps it ignored.
+    proc = _start(
+        _build_args(tiny_models[("bert", "text-classification")], tmp_path),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     _wait_for(proc, b"[2/6]")
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
