@@ -420,6 +420,19 @@ def test_marian_tokenizer_json_encodes_and_decodes_as_marian_tokenizer(tmp_path:
         assert fast.decode(ids, skip_special_tokens=True) == reference.decode(
             ids, skip_special_tokens=True
         ), ids
+    assert fast.init_kwargs["builder_pieces_not_in_vocab"] == 0
+    # a source piece vocab.json lacks is counted, not refused; texts that do not need it encode as before
+    vocab = read_json(folder / "vocab.json")
+    dropped = "▁president"  # a piece of the fixture's source model
+    kept = [t for t in sorted(vocab, key=vocab.get) if t != dropped]
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(kept)}), encoding="utf-8")
+    fewer = convert(folder, read_json(folder / "tokenizer_config.json"))
+    assert fewer.init_kwargs["builder_pieces_not_in_vocab"] == 1
+    quick = "The quick brown fox"
+    assert fewer.convert_ids_to_tokens(fewer(quick).input_ids) == fast.convert_ids_to_tokens(
+        fast(quick).input_ids
+    )
+    assert dropped in fast.tokenize("the president") and dropped not in fewer.tokenize("the president")
 
 
 def test_a_marian_model_without_its_sentencepiece_file_is_refused(tmp_path: Path) -> None:

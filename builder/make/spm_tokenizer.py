@@ -5,7 +5,8 @@ Contract: `marian_tokenizer(folder)` encodes as MarianTokenizer does — the sou
 own pieces and scores, each piece then looked up in `vocab.json` — and decodes ids back to text as it does. The
 SentencePiece normalizer spec (precompiled character map, extra whitespace, dummy prefix) is followed as
 SentencePiece applies it. Pieces that only the target model has (vocab.json is shared) keep their ids but can
-never win the source lattice, whose pieces all score higher."""
+never win the source lattice, whose pieces all score higher. One difference remains where vocab.json lacks a
+source piece (counted, see below): MarianTokenizer gives <unk> for it, this tokenizer smaller pieces."""
 
 from __future__ import annotations
 
@@ -62,11 +63,11 @@ def marian_tokenizer(folder: Path, settings: dict[str, Any]) -> Any:
         raise StageError(f"{folder / 'vocab.json'}: expected ids 0..N-1 without gaps and the tokens {unk}, {eos}, "
                          f"{pad}")  # fmt: skip
     source = {p.piece: p.score for p in proto.pieces if p.type == 1}  # normal pieces: the lattice's
-    lacking = sorted(p for p in source if p not in vocab)
-    if lacking:
-        # MarianTokenizer would emit these pieces and map each to <unk>; one Unigram vocabulary cannot.
-        raise StageError(f"{folder}: source.spm has {len(lacking)} pieces that vocab.json lacks (e.g. "
-                         f"{lacking[:3]}); builder cannot write a tokenizer.json that encodes as MarianTokenizer")  # fmt: skip
+    # Pieces of source.spm that vocab.json lacks (Marian's vocabulary is built from the encoded training data):
+    # MarianTokenizer emits such a piece and maps it to <unk>; one Unigram vocabulary cannot give two pieces one
+    # id, so they are left out of the lattice and a text that needs one is split into smaller pieces instead.
+    # Counted in the saved tokenizer_config.json (builder_pieces_not_in_vocab) so that the difference is visible.
+    lacking = sum(p not in vocab for p in source)
     floor = min(source.values(), default=0.0) - 1e6  # below any path through source pieces
     by_id = {i: t for t, i in vocab.items()}
     pieces = [(by_id[i], source.get(by_id[i], floor)) for i in range(len(by_id))]
@@ -95,6 +96,7 @@ def marian_tokenizer(folder: Path, settings: dict[str, Any]) -> Any:
     tok.add_special_tokens([AddedToken(t, normalized=False) for t in (eos, unk, pad)])
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
+        builder_pieces_not_in_vocab=lacking,
         unk_token=unk,
         eos_token=eos,
         pad_token=pad,
