@@ -395,3 +395,24 @@ def test_concurrent_generation_equals_sequential(bundles: dict) -> None:
     for t in threads:
         t.join()
     assert [results[i] for i in range(len(jobs))] == sequential
+
+
+def test_fp16_for_cuda_keeps_the_greedy_tokens(bundles: dict, tiny_decoders: dict, tmp_path: Path) -> None:
+    """hardware=cuda optimization=O4 on a decoder: weights in float16, inputs and outputs (the cache included)
+    float32, so the runtime binds them as before; on this CPU host the graph still runs, fidelity's greedy
+    tokens equal PyTorch's and the runtime generates the fp32 bundle's text on the trained model."""
+    folder = builder.build(
+        overrides=[f"model.source={tiny_decoders['llama']}", "task=text-generation", "hardware=cuda",
+                   "optimization=O4", "quantization=none", "evaluation=none", "benchmark=none",
+                   f"output_dir={tmp_path}"],
+        quiet=True,
+    )  # fmt: skip
+    graph = onnx.load(str(folder / "model.onnx"), load_external_data=False).graph
+    weights = [t for t in graph.initializer if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)]
+    assert weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in weights)
+    assert all(v.type.tensor_type.elem_type != onnx.TensorProto.FLOAT16 for v in [*graph.input, *graph.output])
+    assert Counter(n.op_type for n in graph.node)["GroupQueryAttention"] == 2
+    generation = read_json(folder / "metrics.json")["fidelity"]["generation"]
+    assert generation["greedy_match"] == 1.0, generation
+    fp16, fp32 = builder.load(folder), builder.load(bundles["llama"])
+    assert fp16(PROMPTS, **GREEDY) == fp32(PROMPTS, **GREEDY)
