@@ -408,9 +408,13 @@ def test_fp16_for_cuda_keeps_the_greedy_tokens(bundles: dict, tiny_decoders: dic
         quiet=True,
     )  # fmt: skip
     graph = onnx.load(str(folder / "model.onnx"), load_external_data=False).graph
-    weights = [t for t in graph.initializer if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)]
+    weights = [
+        t for t in graph.initializer if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+    ]
     assert weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in weights)
-    assert all(v.type.tensor_type.elem_type != onnx.TensorProto.FLOAT16 for v in [*graph.input, *graph.output])
+    assert all(
+        v.type.tensor_type.elem_type != onnx.TensorProto.FLOAT16 for v in [*graph.input, *graph.output]
+    )
     assert Counter(n.op_type for n in graph.node)["GroupQueryAttention"] == 2
     generation = read_json(folder / "metrics.json")["fidelity"]["generation"]
     assert generation["greedy_match"] == 1.0, generation
