@@ -130,12 +130,27 @@ class Processors:
         self.bad = [token_ids(w) for w in (s["bad_words_ids"] or []) if token_ids(w)]
         self.suppress = token_ids(s["suppress_tokens"])
         self.begin_suppress = token_ids(s["begin_suppress_tokens"])
+        # no processor at all, whatever the step (the min-length and first-step ones are checked per step)
+        self.greedy_as_is = not (
+            s["do_sample"]
+            or s["repetition_penalty"] != 1.0
+            or s["no_repeat_ngram_size"]
+            or self.bad
+            or s["forced_bos_token_id"] is not None
+            or s["forced_eos_token_id"] is not None
+            or self.suppress
+        )
+
+    def _past_minimum(self, length: int, new: int) -> bool:
+        return length >= self.s["min_length"] and new >= (self.s["min_new_tokens"] or 0)
 
     def __call__(self, scores: np.ndarray, history: list[int], new: int, keep: int = 1) -> np.ndarray:
         """One row's scores (logits, or log-probs in beam search) for its next token. history: what the row holds
         (prompt or decoder start, then its new tokens); new: how many of those are new; keep: tokens sampling
         filters keep at least (beam search keeps one more than there are eos tokens)."""
         s = self.s
+        if self.greedy_as_is and new > 0 and (not self.eos or self._past_minimum(len(history), new)):
+            return scores  # nothing below would change them (plain greedy search: most steps)
         scores = np.array(scores, dtype=np.float32)
         if s["repetition_penalty"] != 1.0 and history:
             seen = np.unique(np.asarray(history, dtype=np.int64))
@@ -156,7 +171,7 @@ class Processors:
             if not prefix or history[len(history) - len(prefix) :] == prefix:
                 scores[word[-1]] = -np.inf
         length = len(history)
-        if self.eos and (length < s["min_length"] or new < (s["min_new_tokens"] or 0)):
+        if self.eos and not self._past_minimum(length, new):
             scores[self.eos] = -np.inf
         if s["forced_bos_token_id"] is not None and length == 1:
             scores[:] = -np.inf

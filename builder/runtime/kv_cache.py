@@ -65,7 +65,11 @@ class SharedCache:
         types = {i.name: i.type for i in session.get_inputs()}
         self.dtypes = [DTYPES[types[past]] for past, _ in self.names]
         self.device, self.shape = device, shape
-        self.binding.bind_output("logits", "cpu")  # first: get_outputs()[0]
+        logits = session.get_outputs()[0]
+        self.logits_dtype = DTYPES[logits.type]
+        self.vocab = logits.shape[-1] if isinstance(logits.shape[-1], int) else None  # else: the first run's
+        self.logits: np.ndarray | None = None  # the array a bound logits OrtValue writes into
+        self.inputs: dict[str, np.ndarray] = {}  # the arrays bound inputs read, by name
         self._bind([self._buffer(shape, dtype) for dtype in self.dtypes])
 
     def _buffer(self, shape: tuple[int, ...], dtype: Any) -> ort.OrtValue:
@@ -101,11 +105,31 @@ class SharedCache:
             self._bind(fresh)
 
     def step(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        """Run one step (its new tokens, the mask of past + new); the logits."""
-        for name, array in feeds.items():  # as OrtValues: bind_cpu_input refuses an overridable initializer
-            self.binding.bind_ortvalue_input(
-                name, ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array))
-            )
-        self.binding.bind_output("logits", "cpu")  # unallocated again: a run's logits may differ in shape
+        """Run one step (its new tokens, the mask of past + new); the logits, a view of a buffer the next step
+        overwrites (read them before the next step).
+
+        A decode step's inputs keep their shapes (one token per row) but for the mask: an input whose bound array
+        has the step's shape and type gets the new values written into it, with no new binding; the logits buffer
+        is bound once per shape. get_outputs() is avoided: it wraps every cache output as well, each step."""
+        for name, array in feeds.items():
+            bound = self.inputs.get(name)
+            if bound is not None and bound.shape == array.shape and bound.dtype == array.dtype:
+                np.copyto(bound, array)  # the OrtValue bound to this input wraps this array's memory
+                continue
+            bound = self.inputs[name] = np.array(array, order="C")  # owned: the binding reads it at run time
+            # as an OrtValue: bind_cpu_input refuses an overridable initializer (logits_to_keep)
+            self.binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(bound))
+        rows, new = feeds["input_ids"].shape
+        keep = int(np.asarray(feeds.get("logits_to_keep", 0)).ravel()[0])  # 0: every position
+        shape = (rows, min(keep, new) if keep else new, self.vocab)
+        if self.vocab is None:  # unallocated: ONNX Runtime sizes it; read back through get_outputs() once
+            self.binding.bind_output("logits", "cpu")
+            self.session.run_with_iobinding(self.binding)
+            logits = self.binding.get_outputs()[0].numpy()
+            self.vocab = logits.shape[-1]
+            return logits
+        if self.logits is None or self.logits.shape != shape:
+            self.logits = np.empty(shape, dtype=self.logits_dtype)
+            self.binding.bind_ortvalue_output("logits", ort.OrtValue.ortvalue_from_numpy(self.logits))
         self.session.run_with_iobinding(self.binding)
-        return self.binding.get_outputs()[0].numpy()
+        return self.logits

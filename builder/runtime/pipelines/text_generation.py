@@ -271,30 +271,38 @@ class DecoderSteps:
         """positions: the most the cache will hold (the longest prompt and every new token)."""
         longest = max(len(r) for r in rows)
         self.ids = np.full((len(rows), longest), gen.pad, dtype=np.int64)
-        self.mask = np.zeros((len(rows), longest), dtype=np.int64)
+        # the whole mask to come (prompt, then a 1 per step), read as its first `length` columns
+        self.full = np.zeros((len(rows), max(positions, longest)), dtype=np.int64)
         for i, r in enumerate(rows):  # left padding
             if r:
                 self.ids[i, longest - len(r) :] = r
-                self.mask[i, longest - len(r) :] = 1
+                self.full[i, longest - len(r) : longest] = 1
+        self.length = longest
+        self.count = self.full.sum(-1)  # each row's real tokens: its next position is count - 1
         shape = (len(rows), gen.kv_heads, positions, gen.head_dim)
         self.cache = gen.engine.kv_cache(gen.past_names, gen.present_names, shape)
         # the last position's logits only, where the graph takes logits_to_keep (builder/make/logits_to_keep.py)
         optional = gen.engine.graphs["model"].optional
         self.keep = {"logits_to_keep": LAST} if "logits_to_keep" in optional else {}
 
+    @property
+    def mask(self) -> np.ndarray:
+        return self.full[:, : self.length]
+
     def first(self) -> np.ndarray:
-        return self._run(self.ids)
+        return self._run(self.ids, np.maximum(self.mask.cumsum(-1) - 1, 0))
 
     def next(self, tokens: np.ndarray) -> np.ndarray:
-        self.mask = np.concatenate([self.mask, np.ones((len(self.mask), 1), dtype=np.int64)], axis=1)
-        return self._run(np.asarray(tokens, dtype=np.int64)[:, None])
+        self.full[:, self.length] = 1
+        self.length += 1
+        self.count += 1
+        return self._run(np.asarray(tokens, dtype=np.int64)[:, None], (self.count - 1)[:, None])
 
     def reorder(self, rows: np.ndarray) -> None:
-        self.mask = self.mask[rows]
-        self.cache.reorder(rows, self.mask.shape[1])
+        self.full, self.count = self.full[rows], self.count[rows]
+        self.cache.reorder(rows, self.length)
 
-    def _run(self, ids: np.ndarray) -> np.ndarray:
-        position = np.maximum(self.mask.cumsum(-1) - 1, 0)[:, -ids.shape[1] :]
+    def _run(self, ids: np.ndarray, position: np.ndarray) -> np.ndarray:
         feeds = {"input_ids": ids, "attention_mask": self.mask, "position_ids": position, **self.keep}
         return np.asarray(self.cache.step(feeds)[:, -1, :], dtype=np.float32)
 
