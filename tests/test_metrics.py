@@ -43,6 +43,13 @@ def test_squad_v2_exact_f1_and_breakdowns() -> None:
     assert out["HasAns_f1"] == pytest.approx(100 * (1 + 2 / 3) / 3)
     assert out["NoAns_exact"] == pytest.approx(50.0) and out["NoAns_f1"] == pytest.approx(50.0)
     assert token_f1("", "") == 1.0 and token_f1("a", "") == 1.0  # "a" normalizes to nothing
+    assert token_f1("the cat", "a dog") == 0.0  # both answered, nothing in common
+
+
+def test_squad_v2_of_nothing_and_of_unequal_lengths() -> None:
+    assert squad_v2([], []) == {"exact": 0.0, "f1": 0.0, "total": 0.0}
+    with pytest.raises(ValueError):
+        squad_v2(["Paris", "Rome"], [["Paris"]])
 
 
 def test_accuracy_and_macro_f1() -> None:
@@ -50,6 +57,17 @@ def test_accuracy_and_macro_f1() -> None:
     # pos: tp1 fp2 fn0 -> 2/4; neg: tp2 fp0 fn1 -> 4/5; neu: tp0 -> 0
     assert out["accuracy"] == pytest.approx(3 / 5)
     assert out["macro_f1"] == pytest.approx((0.5 + 0.8 + 0.0) / 3)
+
+
+def test_macro_f1_counts_each_label_against_every_other() -> None:
+    """Three labels whose order would matter to a comparison by order (a < b < c), a label with three hits."""
+    refs = ["a", "a", "a", "a", "b", "b", "c", "c"]
+    preds = ["a", "a", "a", "b", "a", "c", "c", "b"]
+    out = accuracy_macro_f1(preds, refs)
+    # a: tp 3, fp 1, fn 1 -> 6/8; b: tp 0 -> 0; c: tp 1, fp 1, fn 1 -> 2/4
+    assert out["accuracy"] == pytest.approx(4 / 8)
+    assert out["macro_f1"] == pytest.approx((6 / 8 + 0.0 + 2 / 4) / 3)
+    assert accuracy_macro_f1([], []) == {"accuracy": 0.0, "macro_f1": 0.0}
 
 
 def test_accuracy_compares_labels_by_value() -> None:
@@ -71,6 +89,11 @@ def test_entities_follow_seqeval_lenient_rules() -> None:
     assert entities([["I-PER", "I-PER", "O"]]) == {("PER", 0, 1)}  # I- after O starts an entity
     assert entities([["B-PER", "I-LOC"]]) == {("PER", 0, 0), ("LOC", 1, 1)}  # type change splits
     assert entities([["B-PER"], ["I-PER"]]) == {("PER", 0, 0), ("PER", 2, 2)}  # sentences never join
+    assert entities([["B-LOC", "I-PER"]]) == {("LOC", 0, 0), ("PER", 1, 1)}  # either order of the types
+    assert entities([["I-LOC", "I-PER", "I-LOC"]]) == {("LOC", 0, 0), ("PER", 1, 1), ("LOC", 2, 2)}
+    # IOBES: an I- or E- after an E- or S- of the same type starts a new entity
+    assert entities([["B-PER", "E-PER", "I-PER", "E-PER"]]) == {("PER", 0, 1), ("PER", 2, 3)}
+    assert entities([["S-PER", "E-PER"]]) == {("PER", 0, 0), ("PER", 1, 1)}
 
 
 def test_entity_f1() -> None:
@@ -81,18 +104,25 @@ def test_entity_f1() -> None:
     assert out["precision"] == pytest.approx(0.5) and out["recall"] == pytest.approx(2 / 3)
     assert out["f1"] == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
     assert out["LOC_f1"] == 0.0 and out["ORG_f1"] == pytest.approx(2 * 0.5 * 1 / 1.5)
+    assert out["PER_f1"] == pytest.approx(2 * 0.5 * 1 / 1.5)  # two predicted, one right
+    assert {k for k in out if k.endswith("_f1")} == {"PER_f1", "LOC_f1", "ORG_f1"}
+    out = entity_f1([["B-PER", "O", "B-LOC"]], [["B-PER", "O", "B-ORG"]])  # PER all right, the others not
+    assert (out["PER_f1"], out["LOC_f1"], out["ORG_f1"]) == (1.0, 0.0, 0.0)
 
 
 def test_no_predicted_entities_has_zero_precision() -> None:
     out = entity_f1([["O", "O"]], [["B-PER", "O"]])
     assert (out["precision"], out["recall"], out["f1"]) == (0.0, 0.0, 0.0)
+    out = entity_f1([["B-PER", "O"]], [["O", "O"]])  # nothing to find: recall 0, as seqeval says
+    assert (out["precision"], out["recall"], out["f1"]) == (0.0, 0.0, 0.0)
 
 
 def test_perplexity_is_the_exponent_of_the_mean_token_nll() -> None:
-    out = perplexity([3.0, 1.5], [2, 1])  # 4.5 nats over 3 tokens
-    assert out["nll_per_token"] == pytest.approx(1.5) and out["tokens"] == 3.0
-    assert out["perplexity"] == pytest.approx(math.exp(1.5))
-    assert math.isnan(perplexity([], [])["perplexity"])
+    out = perplexity([3.0, 2.5], [3, 1])  # 5.5 nats over 4 tokens (not 5.5 % 4 or 5.5 - 4)
+    assert out["nll_per_token"] == pytest.approx(1.375) and out["tokens"] == 4.0
+    assert out["perplexity"] == pytest.approx(math.exp(1.375))
+    empty = perplexity([], [])
+    assert math.isnan(empty["perplexity"]) and math.isnan(empty["nll_per_token"]) and empty["tokens"] == 0.0
 
 
 def test_ranks_and_correlations() -> None:
@@ -107,6 +137,8 @@ def test_ranks_and_correlations() -> None:
     r = cov / math.sqrt(sum((a - mx) ** 2 for a in x) * sum((b - my) ** 2 for b in y))
     assert out["pearson"] == pytest.approx(r)
     assert similarity_correlation([3, 2, 1], [1, 2, 3])["spearman"] == pytest.approx(-1.0)
+    # a constant side has no correlation: 0, not a division by zero
+    assert similarity_correlation([0.5, 0.5, 0.5], [1.0, 2.0, 3.0]) == {"spearman": 0.0, "pearson": 0.0}
 
 
 def test_metrics_load_offline_as_evaluate_modules(monkeypatch: pytest.MonkeyPatch) -> None:
