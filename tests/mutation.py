@@ -4,6 +4,7 @@
     .venv/bin/pip install cosmic-ray==8.7.0
     .venv/bin/python tests/mutation.py                 # every target below (about an hour on 2 cores)
     .venv/bin/python tests/mutation.py manifest cache  # some of them
+    .venv/bin/python tests/mutation.py --recheck metrics  # only the last run's survivors, against today's tests
 
 cosmic-ray edits the source files in place, one mutant at a time, and restores them: run it on a clean
 checkout with nothing else running from it (a clone: `PYTHONPATH=<clone>` and `ln -s ../conf builder/conf`
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import ast
 import json
+import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -178,8 +181,56 @@ def run(target: str) -> tuple[int, int]:
     return len(survivors), tested
 
 
+def recheck(target: str) -> tuple[int, int]:
+    """The last run's survivors of a target, each applied again to the module (by its line number) and tested
+    with the target's tests as they are now: after tests are added, without a whole new run."""
+    module, _, tests = TARGETS[target]
+    check_clean(module)
+    path, session = ROOT / module, OUT / f"{target}.sqlite"
+    original = path.read_text()
+    rows = sqlite3.connect(session).execute("select diff from work_results where test_outcome = 'SURVIVED'")
+    diffs = [d for (d,) in rows]
+    still = []
+    for diff in diffs:
+        lines = diff.splitlines()  # cosmic-ray's diff: one hunk, its context can run past the end of the file
+        hunk = next(i for i, line in enumerate(lines) if line.startswith("@@"))
+        body = lines[hunk + 1 :]
+        at = (
+            int(re.match(r"@@ -(\d+)", lines[hunk]).group(1))
+            - 1
+            + next(i for i, line in enumerate(body) if line[:1] in "+-")
+        )
+        old = [line[1:] for line in body if line[:1] == "-"]
+        text = original.split("\n")
+        if text[at : at + len(old)] != old:
+            sys.exit(f"{module} changed where a survivor applies (line {at + 1}): run the whole target again")
+        text[at : at + len(old)] = [line[1:] for line in body if line[:1] == "+"]
+        try:
+            path.write_text("\n".join(text))
+            passed = (
+                subprocess.run(f"{PYTEST} {tests}", shell=True, cwd=ROOT, capture_output=True).returncode == 0
+            )
+        finally:
+            path.write_text(original)
+        if passed:
+            still.append("\n".join(line for line in body if line[:1] in "+-"))
+    (OUT / f"{target}.recheck.txt").write_text(
+        f"{len(still)} of {len(diffs)} survivors still survive\n\n" + "\n\n".join(still)
+    )
+    return len(still), len(diffs)
+
+
 def main() -> None:
-    targets = sys.argv[1:] or list(TARGETS)
+    args = sys.argv[1:]
+    if args[:1] == ["--recheck"]:
+        check_imports()
+        for target in args[1:]:
+            survived, total = recheck(target)
+            print(
+                f"{target}: {survived} of {total} survivors still survive (tests/.mutation/{target}.recheck.txt)"
+            )
+        return
+    targets = args or list(TARGETS)
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
         sys.exit(f"unknown target(s) {', '.join(unknown)}; known: {', '.join(TARGETS)}")

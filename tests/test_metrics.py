@@ -44,6 +44,7 @@ def test_squad_v2_exact_f1_and_breakdowns() -> None:
     assert out["NoAns_exact"] == pytest.approx(50.0) and out["NoAns_f1"] == pytest.approx(50.0)
     assert token_f1("", "") == 1.0 and token_f1("a", "") == 1.0  # "a" normalizes to nothing
     assert token_f1("the cat", "a dog") == 0.0  # both answered, nothing in common
+    assert token_f1("Denver Broncos", "Denver Broncos team") == pytest.approx(2 * (2 / 3) * 1 / (2 / 3 + 1))
 
 
 def test_squad_v2_of_nothing_and_of_unequal_lengths() -> None:
@@ -80,6 +81,9 @@ def test_accuracy_compares_labels_by_value() -> None:
     out = accuracy_macro_f1([label("pos"), label("pos")], ["neg", label("pos")])
     assert out["accuracy"] == 0.5  # pos: tp 1, fp 1 -> F1 2/3; neg: never predicted -> 0
     assert out["macro_f1"] == pytest.approx((2 / 3 + 0) / 2)
+    # three predictions of pos, each its own object, one right: fp counts the two that are equal but not identical
+    out = accuracy_macro_f1([label("pos"), label("pos"), label("pos")], [label("pos"), "neg", "neg"])
+    assert out["macro_f1"] == pytest.approx((2 / 4 + 0) / 2)
     with pytest.raises(ValueError):
         accuracy_macro_f1(["pos", "neg"], ["pos"])
 
@@ -108,6 +112,9 @@ def test_entity_f1() -> None:
     assert {k for k in out if k.endswith("_f1")} == {"PER_f1", "LOC_f1", "ORG_f1"}
     out = entity_f1([["B-PER", "O", "B-LOC"]], [["B-PER", "O", "B-ORG"]])  # PER all right, the others not
     assert (out["PER_f1"], out["LOC_f1"], out["ORG_f1"]) == (1.0, 0.0, 0.0)
+    # two entities of a type on each side: types compared by value (each tag's type is its own string object)
+    out = entity_f1([["B-PER", "O", "B-PER", "O"]], [["B-PER", "O", "B-PER", "B-LOC"]])
+    assert (out["PER_f1"], out["LOC_f1"]) == (1.0, 0.0)
 
 
 def test_no_predicted_entities_has_zero_precision() -> None:
