@@ -100,6 +100,29 @@ def run_peer(python: Path, code: str, request: Any) -> Any:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def build_fp16_for_cuda(source: Path, task: str, out: Path) -> Path:
+    """hardware=cuda optimization=O4 (fp16), nothing evaluated or timed: on this CPU host the graphs still run."""
+    import builder
+
+    return builder.build(
+        overrides=[f"model.source={source}", f"task={task}", "hardware=cuda", "optimization=O4",
+                   "quantization=none", "evaluation=none", "benchmark=none", f"output_dir={out}"],
+        quiet=True,
+    )  # fmt: skip
+
+
+def float_types(graph: Any) -> tuple[set[int], set[int], set[int]]:
+    """The element types of a graph's float initializers, inputs and outputs (onnx.TensorProto codes)."""
+    import onnx
+
+    floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+    return (
+        {t.data_type for t in graph.initializer if t.data_type in floats},
+        {v.type.tensor_type.elem_type for v in graph.input},
+        {v.type.tensor_type.elem_type for v in graph.output},
+    )
+
+
 def run_builder(
     *args: str, env: dict[str, str] | None = None, timeout: int = 600
 ) -> subprocess.CompletedProcess:

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import onnx
 import pytest
-from conftest import bundles_in, read_json, run_builder, run_without_build_packages
+from conftest import (
+    build_fp16_for_cuda,
+    bundles_in,
+    float_types,
+    read_json,
+    run_builder,
+    run_without_build_packages,
+)
 from tiny_models import DECODERS
 
 import builder
@@ -401,20 +408,11 @@ def test_fp16_for_cuda_keeps_the_greedy_tokens(bundles: dict, tiny_decoders: dic
     """hardware=cuda optimization=O4 on a decoder: weights in float16, inputs and outputs (the cache included)
     float32, so the runtime binds them as before; on this CPU host the graph still runs, fidelity's greedy
     tokens equal PyTorch's and the runtime generates the fp32 bundle's text on the trained model."""
-    folder = builder.build(
-        overrides=[f"model.source={tiny_decoders['llama']}", "task=text-generation", "hardware=cuda",
-                   "optimization=O4", "quantization=none", "evaluation=none", "benchmark=none",
-                   f"output_dir={tmp_path}"],
-        quiet=True,
-    )  # fmt: skip
+    folder = build_fp16_for_cuda(tiny_decoders["llama"], "text-generation", tmp_path)
     graph = onnx.load(str(folder / "model.onnx"), load_external_data=False).graph
-    weights = [
-        t for t in graph.initializer if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
-    ]
-    assert weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in weights)
-    assert all(
-        v.type.tensor_type.elem_type != onnx.TensorProto.FLOAT16 for v in [*graph.input, *graph.output]
-    )
+    weights, inputs, outputs = float_types(graph)
+    assert weights == {onnx.TensorProto.FLOAT16}
+    assert onnx.TensorProto.FLOAT16 not in inputs | outputs
     assert Counter(n.op_type for n in graph.node)["GroupQueryAttention"] == 2
     generation = read_json(folder / "metrics.json")["fidelity"]["generation"]
     assert generation["greedy_match"] == 1.0, generation

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import onnx
 import pytest
-from conftest import bundles_in, read_json, run_builder, run_without_build_packages
+from conftest import (
+    build_fp16_for_cuda,
+    bundles_in,
+    float_types,
+    read_json,
+    run_builder,
+    run_without_build_packages,
+)
 from tiny_models import SEQ2SEQ
 
 import builder
@@ -220,19 +227,12 @@ def test_fp16_for_cuda_on_every_graph(tiny_seq2seq: dict, bundles: dict, tmp_pat
     """hardware=cuda optimization=O4: every graph's weights in float16 (inputs and outputs stay float32, so the
     runtime feeds and reads them as before); on this CPU host the graphs still run and keep the fp32 bundle's
     greedy and beam-search tokens on the trained model."""
-    folder = builder.build(
-        overrides=[f"model.source={tiny_seq2seq['bart']}", "task=summarization", "hardware=cuda",
-                   "optimization=O4", "quantization=none", "evaluation=none", "benchmark=none",
-                   f"output_dir={tmp_path}"],
-        quiet=True,
-    )  # fmt: skip
+    folder = build_fp16_for_cuda(tiny_seq2seq["bart"], "summarization", tmp_path)
     for role in ("encoder_model", "decoder_model", "decoder_with_past_model"):
         graph = onnx.load(str(folder / f"{role}.onnx"), load_external_data=False).graph
-        weights = [
-            t for t in graph.initializer if t.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
-        ]
-        assert weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in weights), role
-        assert all(i.type.tensor_type.elem_type != onnx.TensorProto.FLOAT16 for i in graph.input), role
+        weights, inputs, _ = float_types(graph)
+        assert weights == {onnx.TensorProto.FLOAT16}, role
+        assert onnx.TensorProto.FLOAT16 not in inputs, role
     assert read_json(folder / "metrics.json")["fidelity"]["generation"]["greedy_match"] == 1.0
     fp16, fp32 = builder.load(folder), builder.load(bundles["bart"])
     for kwargs in SEARCHES[:3]:
