@@ -12,6 +12,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `pytest -n 2`: each worker's builds share a host lock with that worker's builds only, so one worker's quick
+    # benchmark stages do not wait for the other's exports (the tests assert no timings; a sweep's jobs all run
+    # in one worker and still time alone among themselves)
+    import tempfile
+
+    os.environ.setdefault(
+        "BUILDER_HOST_LOCK_DIR",
+        tempfile.mkdtemp(prefix=f"builder-locks-{os.environ['PYTEST_XDIST_WORKER']}-"),
+    )
+
 from tiny_models import DECODERS, HEADS, SEQ2SEQ, make_decoder, make_model, make_seq2seq  # noqa: E402
 
 from builder.tasks import tasks_of  # noqa: E402
@@ -20,6 +31,26 @@ ARCHITECTURES = ("bert", "roberta", "distilbert")  # tested against transformers
 FAMILIES = ("deberta-v2", "mpnet", "modernbert")  # DeBERTa-v3, all-mpnet-base-v2, ModernBERT
 TASKS = tuple(HEADS)
 BUILDER = Path(sys.executable).with_name("builder")
+
+
+def slow_beyond(values: Any, representatives: Any) -> list:
+    """Parameters for a test matrix: the representatives run in the default suite, every other value is marked
+    `slow` (`.ci/run` runs them all)."""
+    keep = set(representatives)
+    return [v if v in keep else pytest.param(v, marks=pytest.mark.slow) for v in values]
+
+
+def selected(request: pytest.FixtureRequest, key: Any) -> list:
+    """What the tests selected in this run need from a module fixture that builds a matrix: `key(item)` of every
+    selected test of the fixture's module that uses it (None: it needs nothing), in collection order. A module
+    fixture builds these only, so deselecting slow cases also skips their builds."""
+    found: list = []
+    for item in request.session.items:
+        if item.module is request.module and request.fixturename in getattr(item, "fixturenames", ()):
+            wanted = key(item)
+            if wanted is not None and wanted not in found:
+                found.append(wanted)
+    return found
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import bundles_in, read_json, run_builder
+from conftest import bundles_in, read_json, run_builder, slow_beyond
 
 SENTIMENT = [
     ("I loved this film, it was wonderful.", "positive"),
@@ -28,7 +28,7 @@ def build(model: Path, out: Path, *extra: str, env: dict | None = None):  # type
     )
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv", "parquet"])
+@pytest.mark.parametrize("fmt", slow_beyond(["jsonl", "json", "csv", "parquet"], ("jsonl", "csv")))
 def test_local_file_with_column_mapping(tiny_models: dict, tmp_path: Path, fmt: str) -> None:
     import datasets
 

@@ -17,6 +17,8 @@ from conftest import (
     read_json,
     run_builder,
     run_without_build_packages,
+    selected,
+    slow_beyond,
 )
 from tiny_models import DECODERS
 
@@ -260,9 +262,9 @@ def test_generation_runs_without_build_time_packages(bundles: dict) -> None:
 
 @pytest.fixture(scope="module")
 def decoder_builds(
-    tiny_decoders: dict, tmp_path_factory: pytest.TempPathFactory
+    tiny_decoders: dict, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> dict[tuple[str, str], Path]:
-    """Every decoder architecture, fp32 and int8, through the real CLI."""
+    """Every decoder architecture the selected tests use, fp32 and int8, through the real CLI."""
     from concurrent.futures import ThreadPoolExecutor
 
     root = tmp_path_factory.mktemp("decoders")
@@ -276,7 +278,7 @@ def decoder_builds(
         return arch, proc, out
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(build, DECODERS))
+        results = list(pool.map(build, selected(request, lambda item: item.callspec.params["arch"])))
     found = {}
     for arch, proc, out in results:
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, (
@@ -289,7 +291,8 @@ def decoder_builds(
     return found
 
 
-@pytest.mark.parametrize("arch", DECODERS)
+# GPT-2 (Conv1D, learned positions) and Llama (grouped-query) by default; every decoder in .ci/run
+@pytest.mark.parametrize("arch", slow_beyond(DECODERS, ("gpt2", "llama")))
 @pytest.mark.parametrize("quant", ["none", "dynamic"])
 def test_decoder_bundle_has_one_cache_graph_and_is_measured(
     decoder_builds: dict, arch: str, quant: str
@@ -354,7 +357,7 @@ def test_decoder_bundle_has_one_cache_graph_and_is_measured(
     assert f"{100 * fidelity['generation']['greedy_match']:.1f}% of the first 16 tokens" in card
 
 
-def test_decoder_gate_and_summary(decoder_builds: dict, tiny_decoders: dict, tmp_path: Path) -> None:
+def test_decoder_gate_and_summary(tiny_decoders: dict, tmp_path: Path) -> None:
     common = [f"model.source={tiny_decoders['qwen3']}", "task=text-generation", "benchmark=none"]
     proc = run_builder(
         *common, "quantization=none", "evaluation.gate.max_relative_drop=0.01", f"output_dir={tmp_path / 'a'}"

@@ -345,8 +345,10 @@ def test_pipelines_answer_as_transformers_457(golden_bundles: dict) -> None:
 @pytest.mark.parametrize(
     ("arch", "task", "langs"),
     [
-        ("mt5", "summarization", {}),
-        ("mbart", "translation", {"src_lang": "fr_XX", "tgt_lang": "de_DE"}),
+        pytest.param("mt5", "summarization", {}, marks=pytest.mark.slow),
+        pytest.param(
+            "mbart", "translation", {"src_lang": "fr_XX", "tgt_lang": "de_DE"}, marks=pytest.mark.slow
+        ),
         ("marian", "translation", {}),
     ],
 )

@@ -27,7 +27,9 @@ def statuses(folder: Path) -> dict[str, str]:
     "launcher",
     [
         ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
-        ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"],
+        pytest.param(
+            ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"], marks=pytest.mark.slow
+        ),
     ],
     ids=["joblib", "submitit_local"],
 )
