@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from conftest import Lazy, read_json
+from conftest import Lazy, read_json, slow_beyond
 from tiny_models import DECODERS
 
 import builder
@@ -42,7 +42,7 @@ def int4_decoders(tiny_decoders: dict, tmp_path_factory: pytest.TempPathFactory)
 
 
 # Llama (grouped-query attention) and GPT-2 (Gemm layers) in the default suite; the rest with the slow tests.
-ARCHS = [a if a in ("llama", "gpt2") else pytest.param(a, marks=pytest.mark.slow) for a in DECODERS]
+ARCHS = slow_beyond(DECODERS, ("llama", "gpt2"))
 
 
 @pytest.mark.parametrize("arch", ARCHS)
