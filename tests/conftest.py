@@ -23,6 +23,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
         tempfile.mkdtemp(prefix=f"builder-locks-{os.environ['PYTEST_XDIST_WORKER']}-"),
     )
 
+import warm_cli  # noqa: E402
 from tiny_models import DECODERS, HEADS, SEQ2SEQ, make_decoder, make_model, make_seq2seq  # noqa: E402
 
 from builder.tasks import tasks_of  # noqa: E402
@@ -157,9 +158,12 @@ def float_types(graph: Any) -> tuple[set[int], set[int], set[int]]:
 def run_builder(
     *args: str, env: dict[str, str] | None = None, timeout: int = 600
 ) -> subprocess.CompletedProcess:
-    """The real `builder` console command in a fresh process."""
+    """The real `builder` console command in a fresh process: forked from a warm server that has imported the
+    build-time packages (`warm_cli`), or started cold where a fork would not behave the same."""
     full_env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1", **(env or {})}
     full_env.pop("HYDRA_FULL_ERROR", None) if "HYDRA_FULL_ERROR" not in (env or {}) else None
+    if warm_cli.usable(full_env):
+        return warm_cli.run([str(BUILDER), *args], full_env, timeout)
     exe = [str(BUILDER)] if BUILDER.exists() else [sys.executable, "-m", "builder.cli"]
     return subprocess.run([*exe, *args], capture_output=True, text=True, env=full_env, timeout=timeout)
 

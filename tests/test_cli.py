@@ -84,6 +84,25 @@ def test_an_interactive_line_is_answered_before_the_next_arrives(bert_bundles: d
     assert proc.returncode == 0
 
 
+def test_a_reader_that_stops_early_ends_the_command_quietly(bert_bundles: dict, tmp_path: Path) -> None:
+    """`builder predict B | head -1` and `builder info B | head -0`: the command stops when its reader does, with
+    no traceback and no line reported as skipped, and exits as a process ended by SIGPIPE would (141)."""
+    bundle = str(bert_bundles["text-classification"])
+    data = tmp_path / "in.jsonl"
+    data.write_text("".join(json.dumps(f"text number {i}") + "\n" for i in range(3000)))
+    for args, lines_read in (
+        (["predict", bundle, "--batch-size", "1", "--input", str(data)], 1),
+        (["info", bundle], 0),
+    ):
+        proc = subprocess.Popen([str(BUILDER), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        read = [proc.stdout.readline() for _ in range(lines_read)]
+        proc.stdout.close()  # the reader goes away
+        err = proc.stderr.read()
+        proc.wait(timeout=300)
+        assert all(read) and proc.returncode == 141, (args[0], proc.returncode, err.decode()[-2000:])
+        assert b"Traceback" not in err and b"skipped" not in err, (args[0], err.decode()[-2000:])
+
+
 def run_builder_input(args: list[str], stdin: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(BUILDER), *args], input=stdin, capture_output=True, text=True, timeout=300)
 
