@@ -45,6 +45,7 @@ def test_four_job_sweep_exports_once_and_reports(
         "optimization=O1,O2",
         *COMMON,
         f"output_dir={tmp_path}",
+        env={"PYTHONUNBUFFERED": "1"},  # where print writes a line's text and its newline apart
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     if "joblib" in launcher[0]:  # submitit writes each job's output to that job's own log instead

@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import NoReturn
 
 PRELOAD = (
     "builder.cli",
@@ -131,9 +132,13 @@ def _serve() -> None:
             os.replace(done + ".part", done)
 
 
-def _child(request: dict) -> None:
-    """The forked process: the console script's `main()` with the request's argv, folder, environment and stdio."""
-    code = 1
+def _child(request: dict) -> NoReturn:
+    """The forked process: what the console script does (`sys.exit(main())`) with the request's argv, folder,
+    environment and stdio, then Python's own shutdown up to the point where it would leave Python: threads joined
+    (and what they registered to run then), atexit handlers, streams flushed. The C library's exit handlers are
+    skipped (`os._exit`): onnxruntime's destructors would wait on a condition variable of a thread that lives in
+    the server only, and hang."""
+    code: int = 1
     try:
         os.chdir(request["cwd"])
         os.environ.clear()
@@ -146,21 +151,19 @@ def _child(request: dict) -> None:
             os.dup2(opened, fd)
             os.close(opened)
         sys.argv = request["argv"]
-        code = 0
         from builder.cli import main
 
-        main()
-    except SystemExit as e:
+        sys.exit(main())
+    except SystemExit as e:  # as the interpreter reads it
         if e.code is None or isinstance(e.code, int):
             code = e.code or 0
         else:
             print(e.code, file=sys.stderr)
-            code = 1
-    except BaseException:  # what Python prints for an uncaught exception, and its status
+    except BaseException:
         sys.excepthook(*sys.exc_info())
-        code = 1
     try:
-        atexit._run_exitfuncs()  # os._exit skips them; a cold process runs them
+        threading._shutdown()  # type: ignore[attr-defined]  # the interpreter's first step at exit
+        atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()
     finally:

@@ -13,6 +13,7 @@ from typing import Any
 from builder.cli.bundle_info import summary
 from builder.cli.fail import fail
 from builder.errors import BuilderError, Interrupted
+from builder.make.console import print_whole
 from builder.version import DISTRIBUTION
 
 
@@ -102,7 +103,7 @@ def _job(cfg: Any) -> None:
             e.exit_code = 2 if full else 1
         if not sweeping:
             sys.exit(fail(e))
-        print(f"error: {e}", file=sys.stderr)  # one failed job does not end the sweep
+        print_whole(f"error: {e}", file=sys.stderr)  # one failed job does not end the sweep
         report = getattr(e, "report", None)
         _job_result(
             {"status": "rejected", "report": str(report)}
@@ -120,7 +121,7 @@ def _job(cfg: Any) -> None:
         )
         sys.exit(128 + signum)
     text = summary(path)
-    print(
+    print_whole(
         "\n".join(f"[job {HydraConfig.get().job.num}] {line}" for line in text.splitlines())
         if sweeping
         else text

@@ -17,6 +17,7 @@ from builder import config, source
 from builder.errors import ConfigError, StageError
 from builder.make import host_lock, memory, stages, workspace, writer
 from builder.make.cache import CachedWork, StageCache, stage_key
+from builder.make.console import print_whole
 from builder.make.context import BuildContext
 from builder.make.eval_data import load_examples
 from builder.make.files import onnx_files
@@ -107,7 +108,7 @@ class StageLines:
 
     def line(self, text: str) -> None:
         if not self.quiet:
-            print(f"{self.prefix}{text}", flush=True)
+            print_whole(f"{self.prefix}{text}")
 
     def start(self, text: str) -> None:
         self.open = text
@@ -119,7 +120,7 @@ class StageLines:
         if self.quiet or text is None:
             return
         if self.prefix:
-            print(f"{self.prefix}{text} {result}", flush=True)
+            print_whole(f"{self.prefix}{text} {result}")
         else:
             print(f"\r{text} {result}" if self.tty else f" {result}", flush=True)
 
