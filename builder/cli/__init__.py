@@ -109,11 +109,22 @@ def versions() -> str:
 
 def _subcommand(argv: list[str]) -> int:
     """A subcommand's exit status; its module is imported only when it runs."""
-    if argv[0] in ("cache", "tasks", "report", "push"):  # each parses its own arguments
-        import importlib
+    if argv[0] == "cache":  # these four parse their own arguments
+        from builder.cli.cache import cache
 
-        command = importlib.import_module(f"builder.cli.{argv[0]}")
-        return getattr(command, argv[0])(argv[1:])
+        return cache(argv[1:])
+    if argv[0] == "tasks":
+        from builder.cli.tasks import tasks
+
+        return tasks(argv[1:])
+    if argv[0] == "report":
+        from builder.cli.report import report
+
+        return report(argv[1:])
+    if argv[0] == "push":
+        from builder.cli.push import push
+
+        return push(argv[1:])
     parser = argparse.ArgumentParser(prog=f"builder {argv[0]}")
     parser.add_argument("path", type=Path, help="bundle folder")
     if argv[0] == "info":
