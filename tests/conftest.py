@@ -159,7 +159,7 @@ def run_builder(
     *args: str, env: dict[str, str] | None = None, timeout: int = 600
 ) -> subprocess.CompletedProcess:
     """The real `builder` console command in a fresh process: forked from a warm server that has imported the
-    build-time packages (`warm_cli`), or started cold where a fork would not behave the same."""
+    build-time packages (`warm_cli`), or started cold (an environment's first use, BUILDER_TESTS_COLD_CLI=1)."""
     full_env = {**os.environ, "HF_HUB_DISABLE_PROGRESS_BARS": "1", **(env or {})}
     full_env.pop("HYDRA_FULL_ERROR", None) if "HYDRA_FULL_ERROR" not in (env or {}) else None
     if warm_cli.usable(full_env):
