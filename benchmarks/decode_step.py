@@ -3,14 +3,16 @@ are alike. Uses the models of a `generation_latency.py` work folder (its int4 bu
 genai packages it installed), so run that first.
 
 - loop: builder's generation loop (`generate_ids`, greedy) vs genai's `Generator`, milliseconds per decode step
-  after a 128-token prompt (the prompt step left out);
+  after a 128-token prompt (the prompt step left out); rounds interleaved, who goes first rotates;
 - graph: the two graphs under one plain harness (a raw InferenceSession, one cache buffer per layer bound as past
-  and present, the same feeds), so what differs is the graph alone;
+  and present, the same feeds), run in lock step: builder's step, genai's step, genai's, builder's, ... so the
+  host's drift falls on both alike and a round's median per-step ratio is steady to ~1%. Thread spinning is off in
+  both sessions here: on two cores one session's spinning workers would slow the other's step;
 - python: builder's time per step outside `session.run_with_iobinding` (the Python loop);
 - blocks (--blocks): MatMulNBits at block sizes 32, 64 and 128 on one step's matmuls of this shape (random weights,
   symmetric, accuracy level 4): what a larger block saves.
 
-Rounds interleave every side (who goes first rotates); medians of per-round ratios.
+Medians of per-round ratios.
 
     .venv/bin/python benchmarks/decode_step.py --work <generation_latency work folder> [--rounds 9] [--blocks]
 """
@@ -30,37 +32,62 @@ import onnxruntime as ort
 PROMPT, NEW, THREADS = 128, 128, 2
 
 
-def session(path: Path) -> ort.InferenceSession:
+def session(path: Path, spinning: bool = True) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.log_severity_level = THREADS, 3
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def raw_steps(sess: ort.InferenceSession, kv_heads: int, head_dim: int, prompt: np.ndarray) -> float:
-    """Median ms of NEW greedy decode steps through a bare IOBinding loop (shared cache buffers)."""
-    names = [i.name for i in sess.get_inputs()]
-    total = PROMPT + NEW
-    binding = sess.io_binding()
-    for name in (n for n in names if n.startswith("past_key_values")):
-        buffer = ort.OrtValue.ortvalue_from_numpy(np.zeros((1, kv_heads, total, head_dim), np.float32))
-        binding.bind_ortvalue_input(name, buffer)
-        binding.bind_ortvalue_output(name.replace("past_key_values", "present"), buffer)
-    ids, length, times = prompt, 0, []
-    for step in range(NEW + 1):
+class RawSteps:
+    """Greedy decode steps of one graph through a bare IOBinding loop (one cache buffer per layer and kind)."""
+
+    def __init__(self, sess: ort.InferenceSession, kv_heads: int, head_dim: int):
+        self.sess, self.kv_heads, self.head_dim = sess, kv_heads, head_dim
+        self.names = [i.name for i in sess.get_inputs()]
+
+    def start(self, prompt: np.ndarray) -> None:
+        """Bind fresh cache buffers and run the prompt."""
+        self.binding = self.sess.io_binding()
+        for name in (n for n in self.names if n.startswith("past_key_values")):
+            shape = (1, self.kv_heads, PROMPT + NEW, self.head_dim)
+            buffer = ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, np.float32))
+            self.binding.bind_ortvalue_input(name, buffer)
+            self.binding.bind_ortvalue_output(name.replace("past_key_values", "present"), buffer)
+        self.ids, self.length = prompt, 0
+        self.step()
+
+    def step(self) -> float:
+        """One step; seconds in the session."""
+        ids, length = self.ids, self.length
         feeds = {"input_ids": ids, "attention_mask": np.ones((1, length + ids.shape[1]), np.int64)}
-        if "position_ids" in names:
+        if "position_ids" in self.names:
             feeds["position_ids"] = np.arange(length, length + ids.shape[1], dtype=np.int64)[None]
         for k, v in feeds.items():
-            binding.bind_cpu_input(k, v)
-        binding.bind_output("logits", "cpu")
+            self.binding.bind_cpu_input(k, v)
+        self.binding.bind_output("logits", "cpu")
         start = time.perf_counter()
-        sess.run_with_iobinding(binding)
-        if step:
-            times.append(time.perf_counter() - start)
-        logits = binding.get_outputs()[0].numpy()
-        length += ids.shape[1]
-        ids = logits.reshape(1, -1, logits.shape[-1])[:, -1].argmax(-1).astype(np.int64)[:, None]
-    return 1000 * statistics.median(times)
+        self.sess.run_with_iobinding(self.binding)
+        spent = time.perf_counter() - start
+        logits = self.binding.get_outputs()[0].numpy()
+        self.length += ids.shape[1]
+        self.ids = logits.reshape(1, -1, logits.shape[-1])[:, -1].argmax(-1).astype(np.int64)[:, None]
+        return spent
+
+
+def lockstep(a: RawSteps, b: RawSteps, prompt: np.ndarray) -> tuple[float, float, float]:
+    """NEW - 1 decode steps of each graph, alternating step by step (who goes first flips each step): the median
+    per-step ratio a / b and each side's median ms a step."""
+    a.start(prompt)
+    b.start(prompt)
+    ratios, ta, tb = [], [], []
+    for i in range(NEW - 1):
+        x, y = (a.step(), b.step()) if i % 2 == 0 else tuple(reversed((b.step(), a.step())))
+        ratios.append(x / y)
+        ta.append(x)
+        tb.append(y)
+    return statistics.median(ratios), 1000 * statistics.median(ta), 1000 * statistics.median(tb)
 
 
 def block_sizes(hidden: int, inter: int, qkv: int, layers: int, vocab: int, rounds: int) -> dict[str, float]:
@@ -178,18 +205,7 @@ def main() -> None:
         python.append(1000 * (whole - spent[0]) / NEW)
         return 1000 * (whole - first) / (NEW - 1)
 
-    graphs = {
-        "graph builder": session(bundle / "model.onnx"),
-        "graph genai": session(genai_folder / "model.onnx"),
-    }
-    sides = {
-        "loop builder": builder_loop,
-        "loop genai": genai_loop,
-        **{
-            name: (lambda s=s: raw_steps(s, kv_heads, head_dim, prompt.astype(np.int64)))
-            for name, s in graphs.items()
-        },
-    }
+    sides = {"loop builder": builder_loop, "loop genai": genai_loop}
     times: dict[str, list[float]] = {k: [] for k in sides}
     for r in range(args.rounds):
         for name in list(sides)[r % len(sides) :] + list(sides)[: r % len(sides)]:
@@ -198,23 +214,28 @@ def main() -> None:
             f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in times.items()) + " ms/step",
             flush=True,
         )
-
-    def ratio(a: str, b: str) -> tuple[float, list[float]]:
-        per_round = [x / y for x, y in zip(times[a], times[b], strict=True)]
-        return statistics.median(per_round), per_round
-
-    loop, loop_rounds = ratio("loop builder", "loop genai")
-    graph, graph_rounds = ratio("graph builder", "graph genai")
+    # the graphs in lock step, after the loops: sessions of their own, with spinning off
+    graphs = [
+        RawSteps(session(p, spinning=False), kv_heads, head_dim)
+        for p in (bundle / "model.onnx", genai_folder / "model.onnx")
+    ]
+    steps = [lockstep(*graphs, prompt.astype(np.int64)) for _ in range(args.rounds)]
+    loop_rounds = [x / y for x, y in zip(times["loop builder"], times["loop genai"], strict=True)]
+    graph_rounds = [s[0] for s in steps]
     print(
         f"\nms per decode step, medians of {args.rounds} rounds (2 threads, batch 1, {PROMPT}-token prompt):"
     )
     for name, values in times.items():
         print(f"  {name:14s} {statistics.median(values):6.2f}")
+    for i, name in ((1, "graph builder"), (2, "graph genai")):
+        print(f"  {name:14s} {statistics.median(s[i] for s in steps):6.2f} (lock step, no spinning)")
     print(
-        f"loop: builder's step / genai's = {loop:.3f} (per round {', '.join(f'{x:.2f}' for x in loop_rounds)})"
+        f"loop: builder's step / genai's = {statistics.median(loop_rounds):.3f} "
+        f"(per round {', '.join(f'{x:.2f}' for x in loop_rounds)})"
     )
     print(
-        f"graph: builder's / genai's = {graph:.3f} (per round {', '.join(f'{x:.2f}' for x in graph_rounds)})"
+        f"graph: builder's / genai's = {statistics.median(graph_rounds):.3f} "
+        f"(per round {', '.join(f'{x:.3f}' for x in graph_rounds)})"
     )
     print(f"builder's Python around the session: {statistics.median(python):.2f} ms a step")
     if args.blocks:

@@ -3,14 +3,17 @@ through the torch-free generation loop) vs PyTorch `generate` (fp32) vs onnxrunt
 same weights (its model builder, its Generator), on a decoder in SmolLM2-135M's or Qwen2.5-0.5B's exact shape
 (random weights; no Hub here), 2 threads.
 
-- time to first token: a 128-token prompt, one token out (batch 1);
-- decode: 128 new tokens after it (eos ignored), tokens per second, batch 1 and 8;
+Each timed call generates 128 new tokens (eos ignored) after a 128-token prompt, at batch 1 and 8, and is clocked
+at its first new token and at its end:
+- time to first token: the prompt's step and the first token's choice;
+- decode tokens/s: the 127 tokens after the first, per second (the prompt left out, as a decode rate is usually
+  read); the whole call's tokens/s, prompt included, beside it;
 - peak RSS of each side (each runs in its own worker process, which loads only its side; VmHWM, which exec
   resets);
 - where a bundle decode step goes: session.run vs the Python loop around it.
 
-Each side runs in a worker process; the driver alternates them round by round (who goes first rotates) and
-reports medians of round medians as ratios.
+Each side runs in a worker process; the driver alternates them round by round (who goes first rotates, every other
+round runs backwards) and reports medians of round medians, and bundle / genai decode ratios per round.
 
     .venv/bin/python benchmarks/generation_latency.py [--shape smollm2-135m|qwen2.5-0.5b] [--rounds 3] [--calls 2]
         [--threads 2] [--methods dynamic,int4] [--no-genai]
@@ -71,40 +74,57 @@ import numpy as np
 side, folder, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 rng = np.random.default_rng(0)
 prompts = {b: rng.integers(3, 49152, size=(b, PROMPT)).tolist() for b in (1, 8)}
+# call(batch, new) -> seconds to the first new token, seconds to the last (one generation, its clock started once)
 if side == "genai":
     import onnxruntime_genai as og
     model = og.Model(folder)
     def call(batch, new):
+        start = time.perf_counter()
         params = og.GeneratorParams(model)
         params.set_search_options(
             do_sample=False, max_length=PROMPT + new, min_length=PROMPT + new, batch_size=batch
         )
         generator = og.Generator(model, params)
-        generator.append_tokens(np.array(prompts[batch], dtype=np.int32))
+        generator.append_tokens(np.array(prompts[batch], dtype=np.int32))  # runs the prompt
+        generator.generate_next_token()  # picks the first token from the prompt's logits
+        first = time.perf_counter() - start
         while not generator.is_done():
             generator.generate_next_token()
+        return first, time.perf_counter() - start
 elif side == "bundle":
     import builder
     gen = builder.load(folder, intra_op_threads=threads).pipeline
     greedy = gen.settings({"do_sample": False})
     def call(batch, new):
-        gen.generate_ids(prompts[batch], {**greedy, "max_new_tokens": new}, ignore_eos=True)
+        start, first = time.perf_counter(), None
+        for _ in gen.iter_ids(prompts[batch], {**greedy, "max_new_tokens": new}, ignore_eos=True):
+            first = first or time.perf_counter() - start
+        return first, time.perf_counter() - start
 else:
     import torch, transformers
     torch.set_num_threads(threads)
     model = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
     tensors = {b: torch.tensor(p) for b, p in prompts.items()}
+    class FirstToken:  # generate() puts the prompt, then each new token as it is chosen
+        def put(self, value):
+            self.puts += 1
+            if self.puts == 2:
+                self.first = time.perf_counter()
+        def end(self):
+            pass
     def call(batch, new):
+        streamer = FirstToken()
+        streamer.puts = 0
+        start = time.perf_counter()
         with torch.inference_mode():
             model.generate(tensors[batch], attention_mask=torch.ones_like(tensors[batch]), max_new_tokens=new,
-                           min_new_tokens=new, do_sample=False, pad_token_id=0)
+                           min_new_tokens=new, do_sample=False, pad_token_id=0, streamer=streamer)
+        return streamer.first - start, time.perf_counter() - start
 call(1, 2)
 print("ready", flush=True)
 for line in sys.stdin:
     batch, new, calls = map(int, line.split())
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter(); call(batch, new); times.append(time.perf_counter() - start)
+    times = [call(batch, new) for _ in range(calls)]
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a worker would report its parent's peak
     peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
     print(json.dumps({"times": times, "peak_rss_mb": peak}), flush=True)
@@ -281,24 +301,35 @@ def main() -> None:
     }
     for p in sides.values():
         assert p.stdout.readline().strip() == "ready"
-    workloads = {"ttft b1": (1, 1), "decode b1": (1, NEW), "decode b8": (8, NEW)}
-    medians: dict = {w: {s: [] for s in sides} for w in workloads}
+    batches = (1, 8)
+    # per batch, side and round: (time to the first token, decode tokens/s after it, tokens/s of the whole call)
+    measured: dict = {b: {s: [] for s in sides} for b in batches}
     peak: dict = {}
     names = list(sides)
     for r in range(args.rounds):
-        order = names[r % len(names) :] + names[: r % len(names)]  # who goes first rotates
-        for name, (batch, new) in workloads.items():
+        # who goes first rotates, and every other round runs backwards: each side follows each other side, so one
+        # whose threads outlast its turn (PyTorch's OpenMP pool spins after a call) weighs on no side in particular
+        order = names[r % len(names) :] + names[: r % len(names)]
+        order = order if r % 2 == 0 else order[::-1]
+        for batch in batches:
             for side in order:
                 p = sides[side]
-                p.stdin.write(f"{batch} {new} {args.calls}\n")
+                p.stdin.write(f"{batch} {NEW} {args.calls}\n")
                 p.stdin.flush()
                 reply = json.loads(p.stdout.readline())
-                medians[name][side].append(statistics.median(reply["times"]))
+                calls = [(first, batch * (NEW - 1) / (total - first), batch * NEW / total)
+                         for first, total in reply["times"]]  # fmt: skip
+                measured[batch][side].append(tuple(statistics.median(c[i] for c in calls) for i in range(3)))
                 peak[side] = reply["peak_rss_mb"]
         print(
             f"round {r + 1}: "
             + ", ".join(
-                f"{n} " + "/".join(f"{m[s][-1]:.2f}" for s in names) + " s" for n, m in medians.items()
+                f"b{b} ttft "
+                + "/".join(f"{1000 * m[s][-1][0]:.0f}" for s in names)
+                + " ms decode "
+                + "/".join(f"{m[s][-1][1]:.1f}" for s in names)
+                + " tok/s"
+                for b, m in measured.items()
             ),
             flush=True,
         )
@@ -306,36 +337,55 @@ def main() -> None:
         p.stdin.close()
         p.wait()
     result: dict = {"rounds": args.rounds, "calls": args.calls, "threads": args.threads, "peak_rss_mb": peak}
-    for name, (batch, new) in workloads.items():
-        seconds = {s: statistics.median(medians[name][s]) for s in names}
-        entry: dict = {"seconds": seconds, "per_round": medians[name]}
-        if name.startswith("decode"):
-            entry["tokens_per_s"] = {s: batch * new / t for s, t in seconds.items()}
-        entry["ratio_to_pytorch"] = {s: seconds[s] / seconds["pytorch"] for s in names}
-        result[name] = entry
+    for batch in batches:
+        per_round = measured[batch]
+        entry: dict = {
+            key: {s: statistics.median(x[i] for x in per_round[s]) for s in names}
+            for i, key in enumerate(("ttft_s", "decode_tokens_per_s", "whole_call_tokens_per_s"))
+        }
+        entry["per_round"] = per_round
+        if "genai int4" in names:  # medians of per-round ratios: the host's drift cancels within a round
+            entry["decode_vs_genai_per_round"] = {
+                s: [x[1] / g[1] for x, g in zip(per_round[s], per_round["genai int4"], strict=True)]
+                for s in names if s.startswith("bundle")
+            }  # fmt: skip
+        result[f"batch {batch}"] = entry
     result["profile"] = {m: profile_step(b, args.threads) for m, b in bundles.items()}
     RESULTS.mkdir(exist_ok=True)
     stem = "generation_latency" if args.shape == "smollm2-135m" else f"generation_latency_{args.shape}"
     result["shape"] = args.shape
     (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2))
-    ttft, d1, d8 = result["ttft b1"], result["decode b1"], result["decode b8"]
+    b1, b8 = result["batch 1"], result["batch 8"]
 
     def row(label: str, cells: dict, unit: str, scale: float = 1.0) -> str:
         return f"| {label} | " + " | ".join(f"{scale * cells[s]:.1f} {unit}" for s in names) + " |"
 
+    def ratios(entry: dict) -> str:
+        return "; ".join(
+            f"{s} / genai: median {statistics.median(r):.2f}x, per round " + ", ".join(f"{x:.2f}" for x in r)
+            for s, r in entry.get("decode_vs_genai_per_round", {}).items()
+        )
+
     lines = [
         f"{args.shape} shape (random weights), bundles vs PyTorch fp32 generate and onnxruntime-genai's own int4 "
-        f"model, {args.threads} threads, {args.rounds} rounds",
+        f"model, {args.threads} threads, {PROMPT}-token prompt, {NEW} new tokens, {args.rounds} rounds of "
+        f"{args.calls} calls (medians of round medians). Decode: tokens after the first one, per second.",
         "",
         "| measure | " + " | ".join(names) + " |",
         "| --- |" + " --- |" * len(names),
-        row("time to first token (128-token prompt)", ttft["seconds"], "ms", 1000),
-        row("decode, batch 1", d1["tokens_per_s"], "tok/s"),
-        row("decode, batch 8", d8["tokens_per_s"], "tok/s"),
+        row("time to first token, batch 1", b1["ttft_s"], "ms", 1000),
+        row("decode, batch 1", b1["decode_tokens_per_s"], "tok/s"),
+        row("decode, batch 8", b8["decode_tokens_per_s"], "tok/s"),
+        row("whole call (prompt included), batch 1", b1["whole_call_tokens_per_s"], "tok/s"),
+        row("time to first token, batch 8", b8["ttft_s"], "ms", 1000),
         row("peak RSS", peak, "MB"),
         "| decode b1 speed-up over PyTorch | "
-        + " | ".join(f"{1 / d1['ratio_to_pytorch'][s]:.2f}x" for s in names)
+        + " | ".join(
+            f"{b1['decode_tokens_per_s'][s] / b1['decode_tokens_per_s']['pytorch']:.2f}x" for s in names
+        )
         + " |",
+        "",
+        *(f"Decode batch {b}: {ratios(e)}." for b, e in ((1, b1), (8, b8)) if ratios(e)),
         "",
         *(
             f"Bundle {m} decode step (batch 1, {p['cache']}): {p['decode_step_ms']:.1f} ms median; session runs "

@@ -205,6 +205,19 @@ def test_stream_yields_the_new_text_in_whole_characters(bundles: dict) -> None:
         assert all(p and "\ufffd" not in p[-1:] for p in pieces[:-1])
 
 
+def test_iter_ids_yields_each_step_and_ends_where_generate_ids_does(bundles: dict) -> None:
+    gen = builder.load(bundles["llama"]).pipeline
+    rows = [gen.tok.base.encode(p).ids for p in PROMPTS[:2]]
+    s = {**gen.settings({"do_sample": False}), "max_new_tokens": 6}
+    states = [[list(r) for r in state] for state in gen.iter_ids(rows, s, ignore_eos=True)]
+    assert [[len(r) for r in state] for state in states] == [[n, n] for n in range(1, 7)]
+    pairs = zip(states, states[1:], strict=False)
+    assert all(
+        later[i][: len(r)] == r for earlier, later in pairs for i, r in enumerate(earlier)
+    )  # grows only
+    assert states[-1] == gen.generate_ids(rows, s, ignore_eos=True)
+
+
 def test_stop_strings_end_the_text(bundles: dict) -> None:
     gen = builder.load(bundles["gpt2"])
     full = gen(PROMPTS[0], return_full_text=False, **GREEDY)[0]["generated_text"]

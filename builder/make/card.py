@@ -183,8 +183,9 @@ def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str,
         if any(r.get("workload") == "decode" for r in bench["results"]):
             lines += [
                 "",
-                f"Text generation: prefill is the prompt to the first token; decode generates {bench.get('new_tokens')} "
-                "tokens (eos ignored), its items/s are tokens per second; PyTorch runs `generate` with greedy decoding.",
+                "Text generation: prefill is the prompt to the first token; decode is a whole call, the prompt and "
+                f"then {bench.get('new_tokens')} tokens (eos ignored), and its items/s are new tokens per second over "
+                "the call, the prompt's time included; PyTorch runs `generate` with greedy decoding.",
             ]
         note = busy_host_note(bench)
         lines += ["", f"Note: {note}."] if note else []

@@ -101,7 +101,7 @@ class Text2TextGeneration(Pipeline):
             raise ValueError(
                 "stream() gives one sequence as it grows: num_beams and num_return_sequences must be 1"
             )
-        steps = self._search(self.encode([text], truncation), s)
+        steps = self.iter_ids(self.encode([text], truncation), s)
         yield from generation.pieces(self.decode(new[0]) for new in steps)
 
     def check_call(self, kwargs: dict[str, Any]) -> None:
@@ -143,15 +143,16 @@ class Text2TextGeneration(Pipeline):
         included). inputs: texts, or token ids with encoded=True."""
         rows = [list(r) for r in inputs] if encoded else self.encode(list(inputs), truncation)
         new: list[list[int]] = []
-        for state in self._search(rows, s, ignore_eos):
+        for state in self.iter_ids(rows, s, ignore_eos):
             new = state
         return new
 
-    def _search(
+    def iter_ids(
         self, rows: list[list[int]], s: dict[str, Any], ignore_eos: bool = False
     ) -> Iterator[list[list[int]]]:
-        """generation.generate over this bundle's encoder and decoders: every row starts from the decoder start
-        token; a decoder row holds at most as many tokens as the model has positions."""
+        """Every row's new token ids after each step (beam search: once, at the end): generation.generate over
+        this bundle's encoder and decoders. Every row starts from the decoder start token; a decoder row holds at
+        most as many tokens as the model has positions. The lists yielded grow in place: copy to keep."""
         budget = s["max_new_tokens"] if s["max_new_tokens"] is not None else max(s["max_length"] - 1, 0)
         budget = max(min(budget, self.max_positions - 1), 0)
         starts = [[self.start]] * len(rows)

@@ -88,7 +88,7 @@ class TextGeneration(Pipeline):
             raise ValueError(
                 "stream() gives one sequence as it grows: num_return_sequences and num_beams must be 1"
             )
-        steps = self._search([self._encode(text_input, s["truncate"])], s)
+        steps = self.iter_ids([self._encode(text_input, s["truncate"])], s)
         yield from generation.pieces(self._cut_at_stop(self._decode(new[0]), s["stop"]) for new in steps)
 
     takes_lists = False  # each line generates alone (a line may stream)
@@ -141,15 +141,16 @@ class TextGeneration(Pipeline):
         generate() returns it), a stop string, max_new_tokens or the context's end. `s`: resolved settings
         (settings()); ignore_eos: run to the end."""
         new: list[list[int]] = []
-        for state in self._search(rows, s, ignore_eos):
+        for state in self.iter_ids(rows, s, ignore_eos):
             new = state
         return new
 
-    def _search(
+    def iter_ids(
         self, rows: list[list[int]], s: dict[str, Any], ignore_eos: bool = False
     ) -> Iterator[list[list[int]]]:
-        """generation.generate over this bundle's decoder: the prompts run once, as one left-padded batch with an
-        empty past; each later step feeds only the chosen tokens."""
+        """Every row's new token ids after each step (greedy search and sampling; beam search: once, at the end):
+        generation.generate over this bundle's decoder. The prompts run once, as one left-padded batch with an
+        empty past; each later step feeds only the chosen tokens. The lists yielded grow in place: copy to keep."""
         longest = max(len(r) for r in rows)
         budget = s["max_new_tokens"] if s["max_new_tokens"] is not None else max(s["max_length"] - longest, 0)
         budget = max(min(budget, self.max_positions - longest), 0)
