@@ -8,6 +8,9 @@ at its first new token and at its end:
 - time to first token: the prompt's step and the first token's choice;
 - decode tokens/s: the 127 tokens after the first, per second (the prompt left out, as a decode rate is usually
   read); the whole call's tokens/s, prompt included, beside it;
+- memory in transparent huge pages: builder's runtime collapses a CPU session's weights into them after loading
+  (builder/runtime/huge_pages.py); a second genai side gets them from glibc's malloc (GLIBC_TUNABLES
+  glibc.malloc.hugetlb=1), so the two can be compared with and without;
 - peak RSS of each side (each runs in its own worker process, which loads only its side; VmHWM, which exec
   resets);
 - where a bundle decode step goes: session.run vs the Python loop around it.
@@ -16,7 +19,7 @@ Each side runs in a worker process; the driver alternates them round by round (w
 round runs backwards) and reports medians of round medians, and bundle / genai decode ratios per round.
 
     .venv/bin/python benchmarks/generation_latency.py [--shape smollm2-135m|qwen2.5-0.5b] [--rounds 3] [--calls 2]
-        [--threads 2] [--methods dynamic,int4] [--no-genai]
+        [--threads 2] [--methods dynamic,int4] [--no-genai] [--no-genai-huge-pages]
 
 Targets: decode tokens/s >= 3.5x PyTorch's, time to first token <= 0.4x PyTorch's (issue 12); int4 decode tokens/s
 >= 1.0x genai's int4, time to first token <= 1.0x genai's, peak RSS <= 1.2x genai's (issue 13).
@@ -93,7 +96,9 @@ if side == "genai":
         return first, time.perf_counter() - start
 elif side == "bundle":
     import builder
+    from builder.runtime import huge_pages
     gen = builder.load(folder, intra_op_threads=threads).pipeline
+    huge_pages.wait()  # the weights' collapse into huge pages, on a thread of its own after loading
     greedy = gen.settings({"do_sample": False})
     def call(batch, new):
         start, first = time.perf_counter(), None
@@ -127,7 +132,8 @@ for line in sys.stdin:
     times = [call(batch, new) for _ in range(calls)]
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a worker would report its parent's peak
     peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
-    print(json.dumps({"times": times, "peak_rss_mb": peak}), flush=True)
+    huge = next(int(l.split()[1]) for l in open("/proc/self/smaps_rollup") if l.startswith("AnonHugePages")) / 1024
+    print(json.dumps({"times": times, "peak_rss_mb": peak, "huge_pages_mb": huge}), flush=True)
 """
 
 
@@ -272,6 +278,11 @@ def main() -> None:
     parser.add_argument(
         "--no-genai", action="store_true", help="leave out onnxruntime-genai's own int4 model"
     )
+    parser.add_argument(
+        "--no-genai-huge-pages",
+        action="store_true",
+        help="leave out the second genai side, whose weights are in transparent huge pages as builder's are",
+    )
     args = parser.parse_args()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="generation-"))
     print(f"work folder {work} (--work {work} times the same models again)", flush=True)
@@ -286,16 +297,23 @@ def main() -> None:
     }
     targets = {**{f"bundle {m}": ("bundle", b) for m, b in bundles.items()}, "pytorch": ("pytorch", source)}
     genai = None if args.no_genai else (_genai_built(work) or genai_model(source, work, args.threads))
+    genai_env = {**os.environ, "PYTHONPATH": str(work / "genai-packages")}
+    envs: dict = {}
     if genai is not None:
         targets["genai int4"] = ("genai", genai)
-    env = {**os.environ, "PYTHONPATH": str(work / "genai-packages")}
+        envs["genai int4"] = genai_env
+        if not args.no_genai_huge_pages:
+            # genai with its weights in huge pages too, as builder's runtime puts a CPU session's: glibc's malloc
+            # advises what it maps (the tunable is read when the process starts)
+            targets["genai int4 THP"] = ("genai", genai)
+            envs["genai int4 THP"] = {**genai_env, "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
     sides = {
         name: subprocess.Popen(
             [sys.executable, "-c", WORKER, kind, str(folder), str(args.threads), str(PROMPT)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            env=env if kind == "genai" else None,
+            env=envs.get(name),
         )
         for name, (kind, folder) in targets.items()
     }
@@ -305,6 +323,7 @@ def main() -> None:
     # per batch, side and round: (time to the first token, decode tokens/s after it, tokens/s of the whole call)
     measured: dict = {b: {s: [] for s in sides} for b in batches}
     peak: dict = {}
+    huge: dict = {}
     names = list(sides)
     for r in range(args.rounds):
         # who goes first rotates, and every other round runs backwards: each side follows each other side, so one
@@ -320,7 +339,7 @@ def main() -> None:
                 calls = [(first, batch * (NEW - 1) / (total - first), batch * NEW / total)
                          for first, total in reply["times"]]  # fmt: skip
                 measured[batch][side].append(tuple(statistics.median(c[i] for c in calls) for i in range(3)))
-                peak[side] = reply["peak_rss_mb"]
+                peak[side], huge[side] = reply["peak_rss_mb"], reply["huge_pages_mb"]
         print(
             f"round {r + 1}: "
             + ", ".join(
@@ -336,7 +355,13 @@ def main() -> None:
     for p in sides.values():
         p.stdin.close()
         p.wait()
-    result: dict = {"rounds": args.rounds, "calls": args.calls, "threads": args.threads, "peak_rss_mb": peak}
+    result: dict = {
+        "rounds": args.rounds,
+        "calls": args.calls,
+        "threads": args.threads,
+        "peak_rss_mb": peak,
+        "huge_pages_mb": huge,
+    }
     for batch in batches:
         per_round = measured[batch]
         entry: dict = {
@@ -344,11 +369,11 @@ def main() -> None:
             for i, key in enumerate(("ttft_s", "decode_tokens_per_s", "whole_call_tokens_per_s"))
         }
         entry["per_round"] = per_round
-        if "genai int4" in names:  # medians of per-round ratios: the host's drift cancels within a round
-            entry["decode_vs_genai_per_round"] = {
-                s: [x[1] / g[1] for x, g in zip(per_round[s], per_round["genai int4"], strict=True)]
-                for s in names if s.startswith("bundle")
-            }  # fmt: skip
+        # medians of per-round ratios: the host's drift cancels within a round
+        entry["decode_vs_genai_per_round"] = {
+            f"{s} / {g}": [x[1] / y[1] for x, y in zip(per_round[s], per_round[g], strict=True)]
+            for g in names if g.startswith("genai") for s in names if s.startswith("bundle")
+        }  # fmt: skip
         result[f"batch {batch}"] = entry
     result["profile"] = {m: profile_step(b, args.threads) for m, b in bundles.items()}
     RESULTS.mkdir(exist_ok=True)
@@ -362,7 +387,7 @@ def main() -> None:
 
     def ratios(entry: dict) -> str:
         return "; ".join(
-            f"{s} / genai: median {statistics.median(r):.2f}x, per round " + ", ".join(f"{x:.2f}" for x in r)
+            f"{s}: median {statistics.median(r):.2f}x, per round " + ", ".join(f"{x:.2f}" for x in r)
             for s, r in entry.get("decode_vs_genai_per_round", {}).items()
         )
 
@@ -379,6 +404,7 @@ def main() -> None:
         row("whole call (prompt included), batch 1", b1["whole_call_tokens_per_s"], "tok/s"),
         row("time to first token, batch 8", b8["ttft_s"], "ms", 1000),
         row("peak RSS", peak, "MB"),
+        row("memory in huge pages", huge, "MB"),
         "| decode b1 speed-up over PyTorch | "
         + " | ".join(
             f"{b1['decode_tokens_per_s'][s] / b1['decode_tokens_per_s']['pytorch']:.2f}x" for s in names

@@ -28,11 +28,18 @@ def build(cfg: Any = None, *, overrides: list[str] | tuple[str, ...] = (), quiet
     return build_bundle(cfg, overrides=overrides, quiet=quiet)
 
 
-def load(path: str | Path, *, revision: str | None = None, intra_op_threads: int | None = None) -> Any:
-    """Load a bundle folder or Hub repo id (manifest verified first); `bundle(...)` runs its task pipeline."""
+def load(
+    path: str | Path,
+    *,
+    revision: str | None = None,
+    intra_op_threads: int | None = None,
+    huge_pages: bool | None = None,
+) -> Any:
+    """Load a bundle folder or Hub repo id (manifest verified first); `bundle(...)` runs its task pipeline.
+    intra_op_threads and huge_pages override the bundle's hardware profile."""
     from builder.runtime.loader import load as _load
 
-    return _load(path, revision=revision, intra_op_threads=intra_op_threads)
+    return _load(path, revision=revision, intra_op_threads=intra_op_threads, huge_pages=huge_pages)
 
 
 def verify(path: str | Path) -> dict[str, Any]:

@@ -61,6 +61,8 @@ class HardwareConfig:
     intra_op_threads: int = 0
     # graph optimizations ONNX Runtime applies when it loads the model: disable | basic | extended | all
     session_optimization: str = "all"
+    # CPU sessions: the weights collapsed into transparent huge pages after loading (Linux; runtime/huge_pages.py)
+    huge_pages: bool = True
     quantization: QuantizationPreset = field(default_factory=QuantizationPreset)
 
 

@@ -66,7 +66,7 @@ def runtime_section(ctx: BuildContext) -> dict[str, Any]:
         "options": task.runtime_options(ctx.options, ctx.source.path),
         "hardware": {
             k: _plain(cfg.hardware[k])
-            for k in ("name", "device", "providers", "intra_op_threads", "session_optimization")
+            for k in ("name", "device", "providers", "intra_op_threads", "session_optimization", "huge_pages")
         },
         "quantization": quantization_settings(cfg),
         "optimization": cfg.optimization.level,

@@ -16,7 +16,9 @@ from builder.runtime.pipelines import PIPELINES
 class Bundle:
     """A loaded bundle. `bundle(...)` runs its task pipeline; `task`, `config`, `metrics`, `manifest` describe it."""
 
-    def __init__(self, path: str | Path, *, intra_op_threads: int | None = None):
+    def __init__(
+        self, path: str | Path, *, intra_op_threads: int | None = None, huge_pages: bool | None = None
+    ):
         self.path = Path(path)
         self.manifest: dict[str, Any] = verify(self.path)
         self.runtime: dict[str, Any] = runtime_section(self.manifest)
@@ -44,6 +46,8 @@ class Bundle:
         hardware = dict(self.runtime["hardware"])
         if intra_op_threads is not None:
             hardware["intra_op_threads"] = intra_op_threads
+        if huge_pages is not None:
+            hardware["huge_pages"] = huge_pages
         files = ", ".join(str(self.path / g["file"]) for g in self.runtime["graphs"].values())
         try:
             self.engine = OnnxEngine(self.path, self.runtime, hardware)
@@ -81,9 +85,16 @@ class Bundle:
         return f"Bundle({str(self.path)!r}, task={self.task!r}, id={self.manifest['bundle_id'][:12]})"
 
 
-def load(path: str | Path, *, revision: str | None = None, intra_op_threads: int | None = None) -> Bundle:
+def load(
+    path: str | Path,
+    *,
+    revision: str | None = None,
+    intra_op_threads: int | None = None,
+    huge_pages: bool | None = None,
+) -> Bundle:
     """Load a bundle folder, or a bundle published on the Hugging Face Hub (a repo id), verifying every file
-    against its manifest first."""
+    against its manifest first. intra_op_threads and huge_pages override the bundle's hardware profile (huge_pages:
+    collapse a CPU session's weights into 2 MB pages after loading, on Linux; builder/runtime/huge_pages.py)."""
     folder = Path(path).expanduser()
     if not folder.exists():
         if not _looks_like_repo_id(str(path)) or folder.parent.is_dir() and str(folder.parent) != ".":
@@ -92,7 +103,7 @@ def load(path: str | Path, *, revision: str | None = None, intra_op_threads: int
                 "the `bundle` line a build prints"
             )
         folder = _download(str(path), revision)
-    return Bundle(folder, intra_op_threads=intra_op_threads)
+    return Bundle(folder, intra_op_threads=intra_op_threads, huge_pages=huge_pages)
 
 
 def _looks_like_repo_id(name: str) -> bool:

@@ -9,6 +9,8 @@ from typing import Any
 
 import onnxruntime as ort
 
+from builder.runtime import huge_pages
+
 # hardware.session_optimization: the graph optimizations ONNX Runtime applies when it loads the model
 SESSION_OPTIMIZATIONS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -41,7 +43,15 @@ def create_session(model_path: str | Path, hardware: Mapping[str, Any]) -> ort.I
     options.graph_optimization_level = SESSION_OPTIMIZATIONS[hardware.get("session_optimization") or "all"]
     options.log_severity_level = 3  # errors only: ORT's warnings about unused initializers are noise here
     providers = providers_for(hardware)
+    # hardware.huge_pages: a CPU session's weights in 2 MB pages (builder/runtime/huge_pages.py)
+    before = (
+        huge_pages.anonymous_regions()
+        if hardware.get("huge_pages", True) and huge_pages.available()
+        else None
+    )
     session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
+    if before is not None and session.get_providers()[0] == "CPUExecutionProvider":
+        huge_pages.collapse_new_in_background(before)
     # A provider compiled into the build can still fail to start (CUDA or cuDNN libraries not found):
     # ONNX Runtime then runs on the CPU and only logs it, below the severity shown above.
     started = session.get_providers()

@@ -126,7 +126,8 @@ def _check(ctx: BuildContext, module: torch.nn.Module, graph: Graph, path: Any, 
     """Max |onnx - torch| over valid (unpadded) positions, a cache's included (what a padding position holds is
     never read); fails the build beyond atol + rtol*|torch|."""
     atol, rtol = ctx.cfg.export.atol, ctx.cfg.export.rtol
-    session = create_session(path, {"providers": ["CPUExecutionProvider"]})
+    # a check that runs briefly: no huge pages for it (runtime/huge_pages.py)
+    session = create_session(path, {"providers": ["CPUExecutionProvider"], "huge_pages": False})
     taken = [i.name for i in session.get_inputs()]
     worst, excess = 0.0, -np.inf
     for batch in batches:
