@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-HUGE = 2 << 20  # x86-64 and arm64 (4 KB base pages): a PMD maps 2 MB
+THP = Path("/sys/kernel/mm/transparent_hugepage")
 MADV_HUGEPAGE, MADV_COLLAPSE = 14, 25
+MISSING = 1 / 16  # the share of a 2 MB page's 4 KB pages that may be absent for it to be collapsed
 _pending: list[threading.Thread] = []
 
 
@@ -31,10 +32,18 @@ def available() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        mode = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+        mode = (THP / "enabled").read_text()
     except OSError:
         return False
     return "[never]" not in mode
+
+
+def _huge_size() -> int:
+    """The kernel's huge page size (2 MB on x86-64 and on arm64 with 4 KB pages)."""
+    try:
+        return int((THP / "hpage_pmd_size").read_text())
+    except (OSError, ValueError):
+        return 2 << 20
 
 
 def anonymous_regions() -> dict[int, int]:
@@ -64,14 +73,11 @@ def collapse(regions: dict[int, int]) -> int:
     return done
 
 
-MISSING = 1 / 16  # the share of a 2 MB page that may be absent for it to be collapsed
-
-
 def _resident_runs(regions: dict[int, int]) -> list[tuple[int, int]]:
-    """[start, end) runs of whole 2 MB pages inside the regions whose 4 KB pages are in memory but for MISSING,
+    """[start, end) runs of whole huge pages inside the regions whose 4 KB pages are in memory but for MISSING,
     from /proc/self/pagemap (bit 63: present, bit 62: swapped)."""
-    small = mmap.PAGESIZE
-    per_huge = HUGE // small
+    small, huge = mmap.PAGESIZE, _huge_size()
+    per_huge = huge // small
     runs: list[tuple[int, int]] = []
     try:
         pagemap = os.open("/proc/self/pagemap", os.O_RDONLY)
@@ -79,20 +85,20 @@ def _resident_runs(regions: dict[int, int]) -> list[tuple[int, int]]:
         return runs
     try:
         for start, end in regions.items():
-            first, last = -(-start // HUGE) * HUGE, end // HUGE * HUGE
-            if last - first < HUGE:
+            first, last = -(-start // huge) * huge, end // huge * huge
+            if last - first < huge:
                 continue
             entries = os.pread(pagemap, (last - first) // small * 8, first // small * 8)
             flags = np.frombuffer(entries, dtype=np.uint64) >> np.uint64(62)
             resident = (flags != 0).reshape(-1, per_huge).sum(axis=1) >= per_huge * (1 - MISSING)
             for i, keep in enumerate(resident):
-                at = first + i * HUGE
+                at = first + i * huge
                 if not keep:
                     continue
                 if runs and runs[-1][1] == at:
-                    runs[-1] = (runs[-1][0], at + HUGE)
+                    runs[-1] = (runs[-1][0], at + huge)
                 else:
-                    runs.append((at, at + HUGE))
+                    runs.append((at, at + huge))
     except OSError:  # a region unmapped meanwhile
         pass
     finally:
