@@ -7,7 +7,8 @@ genai packages it installed), so run that first.
 - graph: the two graphs under one plain harness (a raw InferenceSession, one cache buffer per layer bound as past
   and present, the same feeds), run in lock step: builder's step, genai's step, genai's, builder's, ... so the
   host's drift falls on both alike and a round's median per-step ratio is steady to ~1%. Thread spinning is off in
-  both sessions here: on two cores one session's spinning workers would slow the other's step;
+  both sessions here: on two cores one session's spinning workers would slow the other's step. Each round makes
+  new sessions, the two in turn first: the one a process creates first runs a few percent slower;
 - python: builder's time per step outside `session.run_with_iobinding` (the Python loop);
 - blocks (--blocks): MatMulNBits at block sizes 32, 64 and 128 on one step's matmuls of this shape (random weights,
   symmetric, accuracy level 4): what a larger block saves.
@@ -214,12 +215,16 @@ def main() -> None:
             f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in times.items()) + " ms/step",
             flush=True,
         )
-    # the graphs in lock step, after the loops: sessions of their own, with spinning off
-    graphs = [
-        RawSteps(session(p, spinning=False), kv_heads, head_dim)
-        for p in (bundle / "model.onnx", genai_folder / "model.onnx")
-    ]
-    steps = [lockstep(*graphs, prompt.astype(np.int64)) for _ in range(args.rounds)]
+    # the graphs in lock step, after the loops: sessions of their own, with spinning off, new each round. The
+    # session a process creates first steps 2-4% slower than its twin created next (the same graph against itself),
+    # so the order of creation alternates round by round.
+    paths = (bundle / "model.onnx", genai_folder / "model.onnx")
+    steps = []
+    for r in range(args.rounds):
+        order = paths if r % 2 == 0 else paths[::-1]
+        made = {p: RawSteps(session(p, spinning=False), kv_heads, head_dim) for p in order}
+        steps.append(lockstep(made[paths[0]], made[paths[1]], prompt.astype(np.int64)))
+        del made
     loop_rounds = [x / y for x, y in zip(times["loop builder"], times["loop genai"], strict=True)]
     graph_rounds = [s[0] for s in steps]
     print(
