@@ -50,11 +50,11 @@ def create_session(model_path: str | Path, hardware: Mapping[str, Any]) -> ort.I
         else None
     )
     session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
-    if before is not None and session.get_providers()[0] == "CPUExecutionProvider":
+    started = session.get_providers()
+    if before is not None and started[0] == "CPUExecutionProvider":
         huge_pages.collapse_new_in_background(before)
     # A provider compiled into the build can still fail to start (CUDA or cuDNN libraries not found):
     # ONNX Runtime then runs on the CPU and only logs it, below the severity shown above.
-    started = session.get_providers()
     failed = [p for p in providers if p not in started]
     if failed:
         _warn(
