@@ -143,16 +143,22 @@ def build_fp16_for_cuda(source: Path, task: str, out: Path) -> Path:
     )  # fmt: skip
 
 
-def float_types(graph: Any) -> tuple[set[int], set[int], set[int]]:
-    """The element types of a graph's float initializers, inputs and outputs (onnx.TensorProto codes)."""
+def float_types(graph: Any) -> tuple[set[int], dict[str, int]]:
+    """The element types of a graph's float initializers, and its float inputs and outputs by name (onnx.TensorProto
+    codes)."""
     import onnx
 
     floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+    io = {v.name: v.type.tensor_type.elem_type for v in (*graph.input, *graph.output)}
     return (
         {t.data_type for t in graph.initializer if t.data_type in floats},
-        {v.type.tensor_type.elem_type for v in graph.input},
-        {v.type.tensor_type.elem_type for v in graph.output},
+        {name: t for name, t in io.items() if t in floats},
     )
+
+
+def is_cache(name: str) -> bool:
+    """A key/value cache input or output, by the names decoder and sequence-to-sequence graphs give them."""
+    return name.startswith(("past_key_values.", "present."))
 
 
 def run_builder(

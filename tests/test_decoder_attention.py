@@ -15,7 +15,7 @@ from conftest import read_json, run_builder
 from tiny_models import decoder_config, decoder_tokenizer
 
 import builder
-from builder.runtime.kv_cache import CopiedCache, SharedCache
+from builder.runtime.kv_cache import BoundCache, CopiedCache, SharedCache
 
 PROMPTS = ["Hello, my name is George and", "The quick brown fox jumps over the lazy dog because", "A"]
 GREEDY = {"do_sample": False, "max_new_tokens": 12}
@@ -123,6 +123,20 @@ def test_plain_attention_on_request_and_fused_refused_where_it_cannot_be(
     assert "export.attention=fused" in proc.stderr and "head size 8" in proc.stderr, proc.stderr
 
 
+def test_a_float32_cuda_build_keeps_attention_plain(tiny_decoders: dict, tmp_path: Path) -> None:
+    """ONNX Runtime's CUDA GroupQueryAttention takes float16 only: a float32 cuda build (O2) exports attention as
+    transformers writes it and says why, while the fp16 one (O4) is fused; both generate the fp32 CPU tokens."""
+    fp32 = _build(tiny_decoders["qwen2"], tmp_path / "fp32", "hardware=cuda")
+    record = read_json(fp32 / "metrics.json")["export"]["graphs"]["model"]
+    assert record["attention"] == "plain" and "float16 only" in record["why"], record
+    assert not _ops(fp32)["GroupQueryAttention"]
+    fp16 = _build(tiny_decoders["qwen2"], tmp_path / "fp16", "hardware=cuda", "optimization=O4")
+    assert _ops(fp16)["GroupQueryAttention"] == 2
+    cpu = _build(tiny_decoders["qwen2"], tmp_path / "cpu")
+    expected = builder.load(cpu)(PROMPTS, **GREEDY)
+    assert builder.load(fp32)(PROMPTS, **GREEDY) == expected == builder.load(fp16)(PROMPTS, **GREEDY)
+
+
 @pytest.mark.parametrize("value", ["fast", "none"])
 def test_an_unknown_attention_setting_is_refused_before_work(
     value: str, tiny_decoders: dict, tmp_path: Path
@@ -174,6 +188,34 @@ def test_a_fused_bundle_appends_to_one_cache_buffer_in_place(qwen2: tuple[Path, 
         token = a[:, -1].argmax(-1)[:, None]
         mask = np.concatenate([feeds["attention_mask"], np.ones((batch, 1), dtype=np.int64)], axis=1)
         feeds = {"input_ids": token, "attention_mask": mask, "position_ids": mask.sum(-1, keepdims=True) - 1}
+
+
+def test_the_io_binding_paths_generate_what_session_run_does(qwen2: tuple[Path, Path]) -> None:
+    """On a GPU the engine runs through IOBinding: a fused graph's cache is one device buffer per layer, a plain
+    graph's presents stay the session's OrtValues, bound back as the next step's past. The same code runs here with
+    host memory as the device, and generates what session.run does: greedy, sampled, beam search (rows gathered),
+    a batch, and scoring through engine.run."""
+    calls = [
+        (PROMPTS, GREEDY),
+        (PROMPTS[1], {**GREEDY, "num_beams": 3, "num_return_sequences": 2}),
+        (
+            PROMPTS[:2],
+            {"max_new_tokens": 6, "do_sample": True, "top_k": 5, "seed": 3, "num_return_sequences": 2},
+        ),
+    ]
+    for folder, form in zip(qwen2, (SharedCache, BoundCache), strict=True):
+        plain_run, bound = builder.load(folder), builder.load(folder)
+        bound.engine.io_binding = True
+        gen = bound.pipeline
+        assert isinstance(
+            bound.engine.kv_cache(gen.past_names, gen.present_names, (1, gen.kv_heads, 4, gen.head_dim)), form
+        )
+        for inputs, kwargs in calls:
+            assert bound(inputs, **kwargs) == plain_run(inputs, **kwargs), (folder.name, kwargs)
+        for (a, n), (b, m) in zip(
+            bound.pipeline.score(PROMPTS), plain_run.pipeline.score(PROMPTS), strict=True
+        ):
+            assert n == m and abs(a - b) < 1e-3
 
 
 @pytest.mark.parametrize("which", ["fused", "plain"])

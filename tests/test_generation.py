@@ -14,6 +14,7 @@ from conftest import (
     build_fp16_for_cuda,
     bundles_in,
     float_types,
+    is_cache,
     read_json,
     run_builder,
     run_without_build_packages,
@@ -421,16 +422,27 @@ def test_concurrent_generation_equals_sequential(bundles: dict) -> None:
 
 
 def test_fp16_for_cuda_keeps_the_greedy_tokens(bundles: dict, tiny_decoders: dict, tmp_path: Path) -> None:
-    """hardware=cuda optimization=O4 on a decoder: weights in float16, inputs and outputs (the cache included)
-    float32, so the runtime binds them as before; on this CPU host the graph still runs, fidelity's greedy
-    tokens equal PyTorch's and the runtime generates the fp32 bundle's text on the trained model."""
+    """hardware=cuda optimization=O4 on a decoder: weights in float16; the key/value cache in float16 both ways,
+    written by GroupQueryAttention itself (so the runtime binds one buffer as past and present), every other input
+    and output float32; on this CPU host the graph still runs, fidelity's greedy tokens equal PyTorch's and the
+    runtime generates the fp32 bundle's text on the trained model."""
     folder = build_fp16_for_cuda(tiny_decoders["llama"], "text-generation", tmp_path)
     graph = onnx.load(str(folder / "model.onnx"), load_external_data=False).graph
-    weights, inputs, outputs = float_types(graph)
+    weights, io = float_types(graph)
     assert weights == {onnx.TensorProto.FLOAT16}
-    assert onnx.TensorProto.FLOAT16 not in inputs | outputs
+    half = {name for name, t in io.items() if t == onnx.TensorProto.FLOAT16}
+    assert half == {name for name in io if is_cache(name)} and len(half) == 8, (
+        io
+    )  # 2 layers x key, value x in, out
+    assert io["logits"] == onnx.TensorProto.FLOAT
     assert Counter(n.op_type for n in graph.node)["GroupQueryAttention"] == 2
+    assert read_json(folder / "manifest.json")["runtime"]["graphs"]["model"]["shared_cache"] is True
     generation = read_json(folder / "metrics.json")["fidelity"]["generation"]
     assert generation["greedy_match"] == 1.0, generation
     fp16, fp32 = builder.load(folder), builder.load(bundles["llama"])
     assert fp16(PROMPTS, **GREEDY) == fp32(PROMPTS, **GREEDY)
+    # scoring feeds float32 zeros as the empty past, which the runtime casts to the cache's float16
+    for (nll16, n16), (nll32, n32) in zip(
+        fp16.pipeline.score(PROMPTS), fp32.pipeline.score(PROMPTS), strict=True
+    ):
+        assert n16 == n32 and math.isclose(nll16, nll32, rel_tol=0.02, abs_tol=0.05), (nll16, nll32)

@@ -40,6 +40,10 @@ CONFIG_CASES = [
     (["evaluation.gate.max_relative_drop=1.5"], ["evaluation.gate.max_relative_drop=1.5", "a fraction"]),
     (["hardware=avx2", "optimization=O4"], ["optimization=O4 (fp16) with hardware=avx2"]),
     (["hardware=cuda", "quantization=dynamic"], ["dynamic int8 runs on CPUs only"]),
+    (
+        ["task=text-generation", "hardware=cuda", "quantization=none", "export.attention=fused"],
+        ["export.attention=fused with hardware=cuda optimization=O2", "takes float16 only", "optimization=O4"],
+    ),
     (["hardware=avx2", "quantization.activation_type=int8"], ["computes activations as uint8"]),
     (["quantization.calibration.n=0"], ["quantization.calibration.n"]),
     (["quantization.calibration.percentile=150"], ["percentile=150.0"]),

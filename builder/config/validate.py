@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from builder.config.schemas import TASK_SCHEMAS, BuildConfig
 from builder.errors import ConfigError
 from builder.tasks import TASKS
+from builder.tasks.text_generation import fused_attention_problem
 
 OPTIMIZATION_LEVELS = ("none", "O1", "O2", "O3", "O4")
 QUANTIZATION_METHODS = ("none", "dynamic", "static", "int4")
@@ -193,6 +194,12 @@ def combination_problems(cfg: DictConfig) -> list[str]:
         p.append(
             f"optimization={opt.level} (fp16) with hardware={hw.name}: fp16 is fast on GPUs only. "
             "Use hardware=cuda, or optimization=O3 on CPUs."
+        )
+    fused = fused_attention_problem(hw.device, opt.fp16)
+    if cfg.task.name == "text-generation" and cfg.export.attention == "fused" and fused:
+        p.append(
+            f"export.attention=fused with hardware={hw.name} optimization={opt.level}: {fused}. Use "
+            "optimization=O4 quantization=none (fp16), or export.attention=auto (plain attention on this profile)"
         )
     if opt.fp16 and quant.method != "none":
         p.append(

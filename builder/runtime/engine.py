@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 
 from builder.errors import BundleIntegrityError
-from builder.runtime.kv_cache import CopiedCache, SharedCache
-from builder.runtime.session import create_session
+from builder.runtime.kv_cache import BoundCache, CopiedCache, SharedCache
+from builder.runtime.session import as_taken, create_session, float_inputs
 from builder.runtime.tokenizer import BundleTokenizer, pad
 
 
@@ -117,6 +118,7 @@ class OnnxEngine(Engine):
             taken = tuple(i.name for i in session.get_inputs())
             optional = frozenset(i.name for i in session.get_overridable_initializers())
             self.graphs[role] = GraphIO(taken, io.outputs, io.token_outputs, optional, io.shared_cache)
+        self.float_inputs = {role: float_inputs(session) for role, session in self.sessions.items()}
         self.folder = folder
         try:
             self.tokenizer = BundleTokenizer(folder, runtime["max_length"])
@@ -135,8 +137,11 @@ class OnnxEngine(Engine):
             raise BundleIntegrityError(f"{config}: not valid JSON ({e})") from e
         self.options = dict(runtime.get("options") or {})
         # On a GPU, IOBinding: host inputs, outputs bound on the device and copied back once (the fastest of the
-        # forms timed, see docs/benchmarks.md). Set io_binding=False to use session.run.
-        self.io_binding = next(iter(self.sessions.values())).get_providers()[0] == "CUDAExecutionProvider"
+        # forms timed, see docs/benchmarks.md), and a generation's cache kept on the device. Set io_binding=False
+        # to use session.run (True on a CPU runs the same binding code with host memory as the device).
+        cuda = next(iter(self.sessions.values())).get_providers()[0] == "CUDAExecutionProvider"
+        self.device = "cuda" if cuda else "cpu"
+        self.io_binding = cuda
 
     @property
     def session(self) -> Any:
@@ -154,19 +159,25 @@ class OnnxEngine(Engine):
         shape: tuple[int, int, int, int],
         graph: str = "model",
     ) -> Any:
-        if not self.graphs[graph].shared_cache:
-            return super().kv_cache(past_names, present_names, shape, graph)
-        device = "cuda" if self.io_binding else "cpu"
-        return SharedCache(self.sessions[graph], past_names, present_names, shape, device)
+        session = self.sessions[graph]
+        if self.graphs[graph].shared_cache:
+            return SharedCache(
+                session, past_names, present_names, shape, self.device if self.io_binding else "cpu"
+            )
+        if self.io_binding:
+            return BoundCache(session, past_names, present_names, shape, self.device)
+        return super().kv_cache(past_names, present_names, shape, graph)
 
     def run(self, outputs: list[str], feeds: dict[str, np.ndarray], graph: str = "model") -> list[np.ndarray]:
         session = self.sessions[graph]
+        feeds = as_taken(feeds, self.float_inputs[graph])
         if not self.io_binding:
             return session.run(outputs, feeds)
         binding = session.io_binding()  # one per call: bindings are not shared between threads
         for name, array in feeds.items():
-            binding.bind_cpu_input(name, array)
+            # as an OrtValue: bind_cpu_input refuses an overridable initializer (logits_to_keep)
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array)))
         for name in outputs:
-            binding.bind_output(name, "cuda")
+            binding.bind_output(name, self.device)
         session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()

@@ -1,7 +1,10 @@
-"""A decoder's key/value cache between generation steps, in one of two forms.
+"""A decoder's key/value cache between generation steps, in one of three forms.
 
 - CopiedCache, for any engine and any decoder graph: each step feeds the past as arrays and takes the present back.
   The graph returns past + new, so every step copies the whole cache (ONNX Runtime writes present, numpy keeps it).
+- BoundCache, for any ONNX Runtime graph run through IOBinding (on a GPU): the same graph, but each step's present
+  stays the OrtValue the session wrote, where it wrote it, and is bound as the next step's past. The graph still
+  writes past + new each step; the cache never crosses between device and host.
 - SharedCache, for an ONNX Runtime graph whose cache outputs GroupQueryAttention writes itself (the manifest's
   runtime.graphs.<role>.shared_cache): one buffer per layer and kind, (batch, kv heads, prompt + new tokens,
   head size), bound through IOBinding as both the past input and the present output. The operator then appends
@@ -17,7 +20,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+from builder.runtime.session import FLOATS, as_taken, float_inputs
 
 
 class CopiedCache:
@@ -48,6 +51,52 @@ class CopiedCache:
         self.past = {name: past[rows] for name, past in self.past.items()}
 
 
+class BoundCache:
+    """The cache as the session's own OrtValues on `device`, bound back as the next step's past (see the module
+    docstring)."""
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        past_names: Sequence[str],
+        present_names: Sequence[str],
+        shape: tuple[int, int, int, int],
+        device: str = "cpu",
+    ):
+        self.session, self.device = session, device
+        self.names = list(zip(past_names, present_names, strict=True))
+        self.types = float_inputs(session)
+        # the prompt runs with a zero-length past, bound from the host
+        empty = (shape[0], shape[1], 0, shape[3])
+        self.past = [
+            ort.OrtValue.ortvalue_from_numpy(np.zeros(empty, dtype=self.types[past]))
+            for past, _ in self.names
+        ]
+
+    def step(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """Run one step (its new tokens, the mask of past + new); the logits, on the host."""
+        binding = self.session.io_binding()
+        for name, array in as_taken(feeds, self.types).items():
+            # as an OrtValue: bind_cpu_input refuses an overridable initializer (logits_to_keep)
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array)))
+        binding.bind_output("logits", "cpu")
+        for (past, present), value in zip(self.names, self.past, strict=True):
+            binding.bind_ortvalue_input(past, value)
+            binding.bind_output(present, self.device)
+        self.session.run_with_iobinding(binding)
+        logits, *self.past = binding.get_outputs()  # in the order bound
+        return logits.numpy()
+
+    def reorder(self, rows: np.ndarray, positions: int) -> None:
+        """Row i continues row rows[i]: the rows gathered on the host (beam search on a GPU pays this round trip)."""
+        if len(rows) == self.past[0].shape()[0] and (rows == np.arange(len(rows))).all():
+            return
+        self.past = [
+            ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value.numpy()[rows]), self.device, 0)
+            for value in self.past
+        ]
+
+
 class SharedCache:
     """The cache as one preallocated buffer per past/present pair, bound as both (see the module docstring).
     `shape`: (batch, kv heads, the longest prompt + every new token, head size)."""
@@ -63,10 +112,10 @@ class SharedCache:
         self.session, self.binding = session, session.io_binding()  # one binding per generation: one thread
         self.names = list(zip(past_names, present_names, strict=True))
         types = {i.name: i.type for i in session.get_inputs()}
-        self.dtypes = [DTYPES[types[past]] for past, _ in self.names]
+        self.dtypes = [FLOATS[types[past]] for past, _ in self.names]
         self.device, self.shape = device, shape
         logits = session.get_outputs()[0]
-        self.logits_dtype = DTYPES[logits.type]
+        self.logits_dtype = FLOATS[logits.type]
         self.vocab = logits.shape[-1] if isinstance(logits.shape[-1], int) else None  # else: the first run's
         self.logits: np.ndarray | None = None  # the array a bound logits OrtValue writes into
         self.inputs: dict[str, np.ndarray] = {}  # the arrays bound inputs read, by name

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnxruntime as ort
 
 from builder.runtime import huge_pages
@@ -18,6 +19,19 @@ SESSION_OPTIMIZATIONS = {
     "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
+
+FLOATS = {"tensor(float)": np.float32, "tensor(float16)": np.float16}  # ONNX Runtime's type names, as numpy's
+
+
+def float_inputs(session: ort.InferenceSession) -> dict[str, type]:
+    """A session's float inputs, each with the numpy type it takes."""
+    return {i.name: FLOATS[i.type] for i in session.get_inputs() if i.type in FLOATS}
+
+
+def as_taken(feeds: Mapping[str, np.ndarray], types: Mapping[str, type]) -> dict[str, np.ndarray]:
+    """Feeds with each float array in the type its input takes: callers build float32 arrays, and an fp16 graph
+    takes its key/value cache in float16 (builder/make/stages/optimize.py)."""
+    return {n: a.astype(types[n]) if n in types and a.dtype != types[n] else a for n, a in feeds.items()}
 
 
 def providers_for(hardware: Mapping[str, Any]) -> list[str]:

@@ -161,10 +161,12 @@ class Task:
             model, graph.input_names(facts), lambda out, kw: self.forward(out, kw, resolved, graph)
         )
 
-    def export_module(self, module: Any, attention: str) -> tuple[Any, dict[str, Any]]:
+    def export_module(
+        self, module: Any, attention: str, settings_problem: str | None = None
+    ) -> tuple[Any, dict[str, Any]]:
         """What export traces for a graph's module (torch_module()), and how its attention was written (recorded
-        in metrics). `attention`: export.attention. Encoders trace the module as it is: optimization fuses their
-        attention."""
+        in metrics). `attention`: export.attention; `settings_problem`: why the build's settings rule out a fused
+        attention operator, if they do. Encoders trace the module as it is: optimization fuses their attention."""
         return module, {}
 
     def reference_batch(self, batch: dict[str, np.ndarray], fused: bool) -> dict[str, np.ndarray]:

@@ -28,6 +28,15 @@ PROMPTS = [
 GENAI_TYPES = {"gpt2": "llama"}
 
 
+def fused_attention_problem(device: str, fp16: bool) -> str | None:
+    """Why the build's settings rule GroupQueryAttention out whatever the model (None: they don't). ONNX Runtime's
+    CUDA kernel takes float16 and bfloat16 only: in a float32 graph the operator would run on the CPU, its cache
+    copied between host and GPU at every step."""
+    if device == "cuda" and not fp16:
+        return "ONNX Runtime's CUDA GroupQueryAttention takes float16 only, and this graph is float32"
+    return None
+
+
 def past_names(layers: int) -> list[str]:
     return [f"past_key_values.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
 
@@ -148,20 +157,23 @@ class TextGeneration(Task):
 
         return DecoderModule(model, cache_layout(facts.config)["num_layers"])
 
-    def export_module(self, module: Any, attention: str) -> tuple[Any, dict[str, Any]]:
+    def export_module(
+        self, module: Any, attention: str, settings_problem: str | None = None
+    ) -> tuple[Any, dict[str, Any]]:
         """The fused module (builder.tasks.decoder_attention) unless export.attention=plain or, under auto, the
-        model cannot have it (the reason is recorded); export.attention=fused refuses a model that cannot."""
+        model or the build's settings (`settings_problem`, fused_attention_problem) rule it out (the reason is
+        recorded); export.attention=fused refuses what cannot be fused."""
         from builder.tasks.decoder_attention import FusedDecoderModule, unfused_reason
 
         if attention == "plain":
             return module, {"attention": "plain", "why": "export.attention=plain"}
-        reason = unfused_reason(module.model)
+        reason = settings_problem or unfused_reason(module.model)
         if reason is None:
             fused = FusedDecoderModule(module.model, module.num_layers).eval()
             return fused, {"attention": "GroupQueryAttention", "layers": module.num_layers}
         if attention == "fused":
             raise ValueError(
-                f"export.attention=fused: this model's attention cannot be fused ({reason}); use "
+                f"export.attention=fused: the attention cannot be fused here ({reason}); use "
                 "export.attention=auto or plain"
             )
         return module, {"attention": "plain", "why": reason}

@@ -30,7 +30,14 @@ def cache_config(ctx: BuildContext) -> dict[str, Any]:
         "task": ctx.task.name,
         "options": ctx.task.runtime_options(ctx.options, ctx.source.path),
         "export": dict(c.export),
+        **({"fused_attention_problem": problem} if (problem := _fused_attention_problem(ctx)) else {}),
     }
+
+
+def _fused_attention_problem(ctx: BuildContext) -> str | None:
+    from builder.tasks.text_generation import fused_attention_problem
+
+    return fused_attention_problem(ctx.cfg.hardware.device, ctx.cfg.optimization.fp16)
 
 
 def run(ctx: BuildContext) -> dict[str, Any]:
@@ -42,7 +49,9 @@ def run(ctx: BuildContext) -> dict[str, Any]:
         batches = ctx.task.sample_batches(facts, graph)
         inputs = graph.input_names(facts)
         try:
-            traced, attention = ctx.task.export_module(modules[graph.role], ctx.cfg.export.attention)
+            traced, attention = ctx.task.export_module(
+                modules[graph.role], ctx.cfg.export.attention, _fused_attention_problem(ctx)
+            )
         except ValueError as e:
             raise StageError(f"export: {e}") from None
         fused = attention.get("attention") == "GroupQueryAttention"

@@ -12,6 +12,7 @@ from builder.make.context import BuildContext, runtime_section
 from builder.make.files import has_operator
 from builder.make.models import TorchEngine
 from builder.runtime.engine import OnnxEngine
+from builder.runtime.session import as_taken, float_inputs
 from builder.tasks import Output
 from builder.tasks.base import differs
 from builder.tasks.torch_module import torch_outputs
@@ -28,13 +29,13 @@ def run(ctx: BuildContext) -> dict[str, Any]:
     per_output = {}
     for graph in graphs:
         session = sessions[graph.role]
-        taken = [i.name for i in session.get_inputs()]
+        taken, types = [i.name for i in session.get_inputs()], float_inputs(session)
         fused = has_operator(ctx.graphs[graph.role], "GroupQueryAttention")
         pairs = []
         for batch in ctx.task.fidelity_batches(facts, graph, baseline):
             batch = ctx.task.reference_batch(batch, fused)
             ref = torch_outputs(baseline[graph.role], batch, graph.input_names(facts))
-            got = session.run(list(graph.output_names), {n: batch[n] for n in taken})
+            got = session.run(list(graph.output_names), as_taken({n: batch[n] for n in taken}, types))
             pairs.append((batch, ref, got))
         for i, output in enumerate(graph.outputs):
             key = output.name if len(graphs) == 1 else f"{graph.role}.{output.name}"

@@ -50,9 +50,9 @@ def run(ctx: BuildContext) -> dict[str, Any]:
     for role, path in list(ctx.graphs.items()):
         inputs = list(onnx.load(str(path), load_external_data=False).graph.input)
         if len(onnx_files(path)) > 1:
-            graphs[role], model, weights = _optimize_external(ctx, path, folder)
+            graphs[role], model, weights = _optimize_external(ctx, role, path, folder)
         else:
-            (graphs[role], model), weights = _optimize(ctx, path), None
+            (graphs[role], model), weights = _optimize(ctx, role, path), None
         keep_inputs(model, inputs)  # the optimizer prunes inputs nothing reads
         ctx.graphs[role] = save_onnx(model, folder / path.name, ctx.cfg.export.external_data, weights)
         del model
@@ -87,7 +87,17 @@ def _fusion_settings(ctx: BuildContext) -> tuple[str, int, int, Any]:
     return arch.optimizer_type, mc.get(arch.heads_key, 0), mc.get(arch.hidden_key, 0), options
 
 
-def _optimize(ctx: BuildContext, path: Any) -> tuple[dict[str, Any], onnx.ModelProto]:
+def fp32_io(ctx: BuildContext, role: str, model: onnx.ModelProto) -> list[str]:
+    """The inputs and outputs an fp16 graph keeps in float32: all but a key/value cache. Apps feed and read the
+    same arrays as for any other bundle; the cache goes back in as it came out, in the graph's float16, so a step
+    moves half the bytes, no Cast copies it, and GroupQueryAttention writes it in place (shared_cache)."""
+    graph = next(g for g in ctx.models.graphs if g.role == role)
+    cache = {o.name for o in graph.outputs if o.cache}
+    names = [v.name for v in (*model.graph.input, *model.graph.output)]
+    return [n for n in names if n not in cache and not n.startswith("past_key_values.")]
+
+
+def _optimize(ctx: BuildContext, role: str, path: Any) -> tuple[dict[str, Any], onnx.ModelProto]:
     from onnxruntime.transformers.optimizer import optimize_model
 
     opt = ctx.cfg.optimization
@@ -104,13 +114,12 @@ def _optimize(ctx: BuildContext, path: Any) -> tuple[dict[str, Any], onnx.ModelP
         only_onnxruntime=not opt.fuse_transformers,
     )
     if opt.fp16:
-        # Inputs and outputs stay fp32 so apps feed and read the same arrays as for any other bundle.
-        model.convert_float_to_float16(keep_io_types=True)
+        model.convert_float_to_float16(keep_io_types=fp32_io(ctx, role, model.model))
     return _record(before, model.model), model.model
 
 
 def _optimize_external(
-    ctx: BuildContext, path: Path, folder: Path
+    ctx: BuildContext, role: str, path: Path, folder: Path
 ) -> tuple[dict[str, Any], onnx.ModelProto, Path]:
     """A graph whose weights are in a data file (past 2 GB), optimized as optimize_model() does but without
     ever holding its weights: ONNX Runtime's pass reads the file itself, and the fusions run on the graph alone,
@@ -145,7 +154,8 @@ def _optimize_external(
         else:
             model = MODEL_TYPES[model_type][0](graph, heads, hidden)
         if opt.fp16:
-            model.convert_float_to_float16(keep_io_types=True)  # reads each weight, keeps half of it
+            # reads each weight, keeps half of it
+            model.convert_float_to_float16(keep_io_types=fp32_io(ctx, role, model.model))
     return _record(before, model.model), model.model, source.parent
 
 
