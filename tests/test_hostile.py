@@ -42,7 +42,11 @@ CONFIG_CASES = [
     (["hardware=cuda", "quantization=dynamic"], ["dynamic int8 runs on CPUs only"]),
     (
         ["task=text-generation", "hardware=cuda", "quantization=none", "export.attention=fused"],
-        ["export.attention=fused with hardware=cuda optimization=O2", "takes float16 only", "optimization=O4"],
+        [
+            "export.attention=fused with hardware=cuda optimization=O2",
+            "takes float16 only",
+            "optimization=O4",
+        ],
     ),
     (["hardware=avx2", "quantization.activation_type=int8"], ["computes activations as uint8"]),
     (["quantization.calibration.n=0"], ["quantization.calibration.n"]),
