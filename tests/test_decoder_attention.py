@@ -137,6 +137,31 @@ def test_a_float32_cuda_build_keeps_attention_plain(tiny_decoders: dict, tmp_pat
     assert builder.load(fp32)(PROMPTS, **GREEDY) == expected == builder.load(fp16)(PROMPTS, **GREEDY)
 
 
+def test_a_bfloat16_checkpoint_builds_in_float32(tmp_path: Path) -> None:
+    """SmolLM2 and Qwen2.5 ship bfloat16 weights, which transformers loads as they are: the build exports and
+    compares the model in float32, fused, and generates what transformers does with the model in float32."""
+    source = _decoder(tmp_path, "llama", "bf16")
+    model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    model.to(torch.bfloat16).save_pretrained(source)
+    assert transformers.AutoModelForCausalLM.from_pretrained(source).dtype == torch.bfloat16
+    folder = _build(source, tmp_path / "out")
+    graph = onnx.load(str(folder / "model.onnx")).graph
+    assert {t.data_type for t in graph.initializer if t.data_type != onnx.TensorProto.INT64} <= {
+        onnx.TensorProto.FLOAT,
+        onnx.TensorProto.INT32,
+    }
+    assert _ops(folder)["GroupQueryAttention"] == 2
+    bundle, tok = builder.load(folder), transformers.AutoTokenizer.from_pretrained(source)
+    upcast = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).eval()
+    for prompt in PROMPTS:
+        ids = torch.tensor([tok(prompt)["input_ids"]])
+        with torch.no_grad():
+            out = upcast.generate(ids, attention_mask=torch.ones_like(ids), pad_token_id=0, **GREEDY)
+        assert bundle.pipeline.generate_ids([ids[0].tolist()], bundle.pipeline.settings(GREEDY)) == [
+            out[0, ids.shape[1] :].tolist()
+        ]
+
+
 @pytest.mark.parametrize("value", ["fast", "none"])
 def test_an_unknown_attention_setting_is_refused_before_work(
     value: str, tiny_decoders: dict, tmp_path: Path

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 from conftest import (
@@ -241,6 +242,25 @@ def test_fp16_for_cuda_on_every_graph(tiny_seq2seq: dict, bundles: dict, tmp_pat
     fp16, fp32 = builder.load(folder), builder.load(bundles["bart"])
     for kwargs in SEARCHES[:3]:
         assert fp16(TEXTS, **kwargs) == fp32(TEXTS, **kwargs), kwargs
+
+
+def test_the_io_binding_path_keeps_the_caches_and_the_answers(bundles: dict) -> None:
+    """On a GPU the engine runs through IOBinding and the decoders' caches stay the session's OrtValues on the
+    device, bound back as the next step's past (beam search gathers their rows). The same code runs here with host
+    memory as the device: the caches are OrtValues between steps, and every search answers as session.run does."""
+    from builder.runtime.pipelines.text2text_generation import Seq2SeqSteps
+
+    for arch in ("bart", "t5"):
+        plain_run, bound = builder.load(bundles[arch]), builder.load(bundles[arch])
+        bound.engine.io_binding = True
+        for kwargs in SEARCHES:
+            assert bound(TEXTS, **kwargs) == plain_run(TEXTS, **kwargs), (arch, kwargs)
+        gen = bound.pipeline
+        steps = Seq2SeqSteps(gen, [gen.tok.base.encode(t).ids for t in TEXTS[:2]])
+        steps.first()
+        steps.next(np.array([5, 6]))
+        steps.reorder(np.array([1, 1]))
+        assert all(not isinstance(v, np.ndarray) for v in steps.own + steps.cross), arch
 
 
 def test_runs_without_build_time_packages(bundles: dict) -> None:

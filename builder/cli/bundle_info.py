@@ -21,6 +21,7 @@ def summary(path: Path) -> str:
     )
     bench = metrics.get("benchmark", {})
     on_gpu = " on the GPU" if bench.get("baseline_device") == "cuda" else ""
+    on_gpu += " in fp16" if bench.get("baseline_dtype") == "float16" else ""
     for r in bench.get("results", []):
         workload = r.get("workload", "forward")
         shape = f"batch {r['batch_size']}, {r['sequence_length']} tokens, {bench['threads']} thread(s)"

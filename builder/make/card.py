@@ -162,7 +162,7 @@ def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str,
             f"{bench['iterations']} timed calls after {bench['warmup']} warm-up calls"
             + (
                 f", and {bench['baseline_iterations']} of the PyTorch model "
-                f"(on {'the GPU' if bench.get('baseline_device') == 'cuda' else 'the CPU'}), in {bench['rounds']} alternating "
+                f"({_baseline_where(bench)}), in {bench['rounds']} alternating "
                 f"rounds of back-to-back calls (each block after {_settle_text(bench['settle_calls'])})."
                 if bench.get("baseline_iterations")
                 else "."
@@ -298,3 +298,9 @@ def _size_text(metrics: dict[str, Any]) -> str:
     if not s:
         return "-"
     return f"{s['bundle_model_bytes'] / 1e6:.1f} MB ({s['ratio_to_fp32']:.2f}x of fp32 {s['fp32_model_bytes'] / 1e6:.1f} MB)"
+
+
+def _baseline_where(bench: dict[str, Any]) -> str:
+    """Where and in what precision the PyTorch baseline ran."""
+    where = "on the GPU" if bench.get("baseline_device") == "cuda" else "on the CPU"
+    return f"{where}, in fp16" if bench.get("baseline_dtype") == "float16" else where

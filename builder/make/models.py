@@ -97,10 +97,10 @@ class Models:
             )
         return self._facts
 
-    def torch_modules(self, eager: bool, device: str = "cpu") -> dict[str, Any]:
+    def torch_modules(self, eager: bool, device: str = "cpu", dtype: str = "float32") -> dict[str, Any]:
         """The task's graphs as PyTorch modules in eval mode, by role. eager=True is the attention form ONNX
         Runtime can fuse (what export traces); eager=False the transformers default (sdpa), the baseline users
-        would otherwise run."""
+        would otherwise run; `dtype` the weights' (float16 on a GPU, against an fp16 bundle)."""
         key = (
             str(self.source.path),
             json.dumps(self.source.identity, sort_keys=True),
@@ -108,6 +108,7 @@ class Models:
             json.dumps(self.options, sort_keys=True, default=str),
             eager,
             device,
+            dtype,
         )
         if key not in _LOADED:  # sweep jobs in one process share the model they all read
             size = _weight_bytes(self.source.path)
@@ -118,7 +119,7 @@ class Models:
                 import gc
 
                 gc.collect()
-            _LOADED[key] = (self._load(eager, device), size)
+            _LOADED[key] = (self._load(eager, device, dtype), size)
         return _LOADED[key][0]
 
     def release_large(self) -> None:
@@ -133,13 +134,17 @@ class Models:
 
             gc.collect()
 
-    def _load(self, eager: bool, device: str) -> dict[str, Any]:
+    def _load(self, eager: bool, device: str, dtype: str = "float32") -> dict[str, Any]:
+        import torch
         import transformers
 
         transformers.logging.disable_progress_bar()
         transformers.logging.set_verbosity_error()
         cls = getattr(transformers, self.task.head)
         kwargs = {"attn_implementation": "eager"} if eager else {}
+        # float32 whatever the checkpoint holds: transformers loads a checkpoint in its own dtype (SmolLM2 and Qwen2.5
+        # ship bfloat16), which ONNX Runtime's CPU kernels and the optimizer do not take; fp16 comes later (O4)
+        kwargs["dtype"] = torch.float32
         try:
             model, info = cls.from_pretrained(
                 self.source.path, trust_remote_code=self.trust_remote_code, output_loading_info=True, **kwargs
@@ -166,7 +171,9 @@ class Models:
             )
         model.eval()
         return {
-            graph.role: self.task.torch_module(model, self.facts, self.options, graph).to(device).eval()
+            graph.role: self.task.torch_module(model, self.facts, self.options, graph)
+            .to(device=device, dtype=getattr(torch, dtype))
+            .eval()
             for graph in self.graphs
         }
 

@@ -62,6 +62,13 @@ class Engine:
     def run(self, outputs: list[str], feeds: dict[str, np.ndarray], graph: str = "model") -> list[np.ndarray]:
         raise NotImplementedError
 
+    def run_kept(
+        self, outputs: list[str], feeds: Mapping[str, Any], graph: str, kept: frozenset[str]
+    ) -> list[Any]:
+        """run(), where outputs named in `kept` may come back as values that only go back in as feeds (a cache
+        passed from step to step) and need not visit the host. Here: arrays, as run() gives them."""
+        return self.run(outputs, dict(feeds), graph)
+
     def kv_cache(
         self,
         past_names: Sequence[str],
@@ -167,6 +174,29 @@ class OnnxEngine(Engine):
         if self.io_binding:
             return BoundCache(session, past_names, present_names, shape, self.device)
         return super().kv_cache(past_names, present_names, shape, graph)
+
+    def run_kept(
+        self, outputs: list[str], feeds: Mapping[str, Any], graph: str, kept: frozenset[str]
+    ) -> list[Any]:
+        """Through IOBinding, the `kept` outputs stay the OrtValues the session wrote, on its device, and OrtValue
+        feeds are bound as they are: on a GPU a sequence-to-sequence cache never crosses to the host."""
+        if not self.io_binding:
+            return self.run(outputs, dict(feeds), graph)
+        session = self.sessions[graph]
+        binding = session.io_binding()
+        arrays = as_taken(
+            {n: v for n, v in feeds.items() if isinstance(v, np.ndarray)}, self.float_inputs[graph]
+        )
+        for name, value in feeds.items():
+            value = arrays.get(name, value)
+            if isinstance(value, np.ndarray):
+                value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value))
+            binding.bind_ortvalue_input(name, value)
+        for name in outputs:
+            binding.bind_output(name, self.device if name in kept else "cpu")
+        session.run_with_iobinding(binding)
+        values = binding.get_outputs()  # in the order bound
+        return [v if name in kept else v.numpy() for name, v in zip(outputs, values, strict=True)]
 
     def run(self, outputs: list[str], feeds: dict[str, np.ndarray], graph: str = "model") -> list[np.ndarray]:
         session = self.sessions[graph]

@@ -88,13 +88,19 @@ class BoundCache:
         return logits.numpy()
 
     def reorder(self, rows: np.ndarray, positions: int) -> None:
-        """Row i continues row rows[i]: the rows gathered on the host (beam search on a GPU pays this round trip)."""
+        """Row i continues row rows[i]."""
         if len(rows) == self.past[0].shape()[0] and (rows == np.arange(len(rows))).all():
             return
-        self.past = [
-            ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value.numpy()[rows]), self.device, 0)
-            for value in self.past
-        ]
+        self.past = [take_rows(value, rows) for value in self.past]
+
+
+def take_rows(value: np.ndarray | ort.OrtValue, rows: np.ndarray) -> np.ndarray | ort.OrtValue:
+    """value[rows] for an array or an OrtValue (kept where it lives; a device value is gathered on the host, the
+    round trip beam search pays on a GPU)."""
+    if isinstance(value, np.ndarray):
+        return value[rows]
+    gathered = np.ascontiguousarray(value.numpy()[rows])
+    return ort.OrtValue.ortvalue_from_numpy(gathered, value.device_name(), 0)
 
 
 class SharedCache:

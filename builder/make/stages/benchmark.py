@@ -48,7 +48,11 @@ def run(ctx: BuildContext) -> dict[str, Any]:
     # The baseline runs where users would run PyTorch for this hardware: a cuda bundle against the GPU.
     device = "cuda" if hw.device == "cuda" else "cpu"
     # the first graph's module: an encoder task's whole model; a generating task's holds the model it generates with
-    baseline = ctx.models.torch_modules(eager=False, device=device)[first] if b.baseline else None
+    # in the bundle's precision: an fp16 (O4) bundle against PyTorch in fp16 on the same GPU
+    dtype = "float16" if device == "cuda" and ctx.cfg.optimization.fp16 else "float32"
+    baseline = (
+        ctx.models.torch_modules(eager=False, device=device, dtype=dtype)[first] if b.baseline else None
+    )
     facts = ctx.models.facts
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -84,6 +88,7 @@ def run(ctx: BuildContext) -> dict[str, Any]:
         "threads": threads,
         "provider": provider,
         "baseline_device": device if baseline is not None else None,
+        "baseline_dtype": dtype if baseline is not None else None,
         "warmup": b.warmup,
         "warmup_calls": warmed,  # per shape and side: the baseline skips it once warm in this process
         "iterations": b.iterations,

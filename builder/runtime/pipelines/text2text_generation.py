@@ -20,6 +20,7 @@ import numpy as np
 from builder.runtime import generation
 from builder.runtime.engine import check_batch_size
 from builder.runtime.generation import token_ids
+from builder.runtime.kv_cache import take_rows
 from builder.runtime.pipelines import checks
 from builder.runtime.pipelines.base import Pipeline
 
@@ -237,7 +238,7 @@ class Seq2SeqSteps:
             "encoder_attention_mask": self.mask,
             "encoder_hidden_states": self.hidden,
         }
-        out = self._run(["logits", *present], feeds, DECODER)
+        out = self._run(["logits", *present], feeds, DECODER, frozenset(present))
         self.own = [v for n, v in zip(present, out[1:], strict=True) if ".decoder." in n]
         self.cross = [v for n, v in zip(present, out[1:], strict=True) if ".encoder." in n]
         self.hidden = None  # the cross-attention cache holds what the decoder reads of it
@@ -252,19 +253,22 @@ class Seq2SeqSteps:
         for name in self.gen.past_names:
             feeds[name] = next(cross) if ".encoder." in name else next(own)
         present = [n.replace("past_key_values", "present") for n in self.gen.own_names]
-        out = self._run(["logits", *present], feeds, WITH_PAST)
+        out = self._run(["logits", *present], feeds, WITH_PAST, frozenset(present))
         self.own = list(out[1:])
         return np.asarray(out[0][:, -1, :], dtype=np.float32)
 
-    def _run(self, outputs: list[str], feeds: dict[str, np.ndarray], graph: str) -> list[np.ndarray]:
+    def _run(
+        self, outputs: list[str], feeds: dict[str, Any], graph: str, cache: frozenset[str] = frozenset()
+    ) -> list[Any]:
+        """The graph's outputs; the `cache` ones may stay on the engine's device (OnnxEngine.run_kept)."""
         taken = self.engine.graphs[graph].inputs  # an exporter may drop an input the graph never reads
-        return self.engine.run(outputs, {k: v for k, v in feeds.items() if k in taken}, graph)
+        return self.engine.run_kept(outputs, {k: v for k, v in feeds.items() if k in taken}, graph, cache)
 
     def reorder(self, rows: np.ndarray) -> None:
-        self.own = [v[rows] for v in self.own]
+        self.own = [take_rows(v, rows) for v in self.own]
         source = self.source[rows]
         if len(rows) != len(self.source) or not np.array_equal(source, self.source):
-            self.cross = [v[rows] for v in self.cross]
+            self.cross = [take_rows(v, rows) for v in self.cross]
             self.mask = self.mask[rows]
             if self.hidden is not None:
                 self.hidden = self.hidden[rows]
