@@ -14,7 +14,9 @@ and plain:
 - the fused build's benchmark timed time to first token and decode against PyTorch on the same GPU;
 - `builder.load` runs on CUDA through IOBinding; the fused bundle's cache is one float16 buffer per layer on the
   device, appended in place (SharedCache), the plain bundle's presents stay on the device (BoundCache);
-- each bundle's greedy tokens equal PyTorch's (fp32) for every prompt, and a batch equals its prompts alone.
+- each bundle's greedy tokens equal PyTorch's (fp32) for every prompt, and a batch equals its prompts alone;
+- a tiny BART summarization bundle (three graphs, fp16): greedy and 4-beam tokens equal PyTorch's, and its caches
+  stay on the device between steps.
 
 Timing, on SmolLM2-135M's exact shape with random weights: the fused fp16 bundle against PyTorch `generate` on the
 same GPU in fp32 and in fp16, a 128-token prompt and 128 new tokens at batch 1 and 8, every side in each round
@@ -171,9 +173,65 @@ def check_bundle(folder: Path, model: Any, cuda: bool) -> dict[str, Any]:
     return record
 
 
+def check_seq2seq(cuda: bool) -> dict[str, Any]:
+    """A tiny BART summarization bundle built here with hardware=cuda optimization=O4: its searches against PyTorch
+    (fp32), and where its caches live between steps."""
+    import torch
+    import transformers
+    from tiny_models import make_seq2seq
+
+    import builder
+    from builder.runtime.pipelines.text2text_generation import Seq2SeqSteps
+
+    source = make_seq2seq(WORK / "models", "bart")
+    folder = builder.build(
+        overrides=[f"model.source={source}", "task=summarization", "hardware=cuda", "optimization=O4",
+                   "quantization=none", "evaluation=none", "benchmark=none", "fidelity.min_greedy_match=0",
+                   f"output_dir={WORK / 'out' / 'bart'}", f"cache_dir={WORK / 'cache'}"],
+        quiet=True,
+    )  # fmt: skip
+    bundle = builder.load(folder)
+    gen = bundle.pipeline
+    if not cuda:
+        bundle.engine.io_binding = True
+    model = transformers.AutoModelForSeq2SeqLM.from_pretrained(source, dtype=torch.float32).eval()
+    tok = transformers.AutoTokenizer.from_pretrained(source)
+    texts = [
+        "The quick brown fox jumps over the lazy dog.",
+        "Paris is the capital and largest city of France.",
+    ]
+    same = {}
+    for beams in (1, 4):
+        settings = gen.settings({"num_beams": beams, "max_new_tokens": 12})
+        ours = gen.generate_ids(texts, settings)
+        theirs = []
+        for text in texts:
+            with torch.no_grad():
+                out = model.generate(**tok([text], return_tensors="pt"), num_beams=beams, max_new_tokens=12)
+            row = out[0, 1:].tolist()  # without the decoder start token; to its first eos, which it keeps
+            eos = model.generation_config.eos_token_id
+            theirs.append(row[: row.index(eos) + 1] if eos in row else row)
+        same[f"{beams} beam(s)"] = ours == theirs
+    steps = Seq2SeqSteps(gen, [gen.tok.base.encode(t).ids for t in texts])
+    steps.first()
+    steps.next(np.array([5, 6]))
+    places = sorted(
+        {f"{v.device_name()} {v.data_type()}" for v in steps.own + steps.cross if hasattr(v, "device_name")}
+    )
+    record = {"bundle": folder.name, "provider": bundle.engine.sessions["decoder_model"].get_providers()[0],
+              "equal_to_pytorch": same, "caches": places}  # fmt: skip
+    failures = [f"{k} tokens equal PyTorch's" for k, ok in same.items() if not ok]
+    expected = "cuda tensor(float16)" if cuda else "cpu tensor(float16)"
+    failures += [] if places == [expected] else [f"caches kept as {expected}"]
+    if cuda and record["provider"] != "CUDAExecutionProvider":
+        failures.append("decoder on CUDA")
+    record["failures"] = failures
+    return record
+
+
 def benchmark_record(folder: Path) -> dict[str, Any]:
     b = json.loads((folder / "metrics.json").read_text())["benchmark"]
-    keep = ("measured", "reason", "provider", "baseline_device")
+    keep = ("measured", "reason", "provider", "baseline_device", "baseline_dtype")
     return {k: b.get(k) for k in keep} | {
         "results": [
             {
@@ -293,6 +351,11 @@ def markdown(report: dict[str, Any]) -> str:
         r = report[key]
         lines.append(f"- {key}: cache {r['cache']} {r.get('cache_buffers')}, fidelity {r['fidelity']}, "
                      f"failures {r['failures'] or 'none'}")  # fmt: skip
+    b = report["bart"]
+    lines.append(
+        f"- bart: caches {b['caches']}, equal to PyTorch {b['equal_to_pytorch']}, failures {b['failures'] or 'none'}"
+    )
+    lines.append(f"- fused build's benchmark: {report['fused']['benchmark']}")
     t = report.get("timing")
     if t:
         lines += ["", f"prompt {t['prompt']}, {t['new_tokens']} new tokens, {t['rounds']} rounds, medians", "",
@@ -340,7 +403,10 @@ def main() -> None:
     report["fused"] = check_bundle(fused, model, cuda)
     report["plain"] = check_bundle(plain, model, cuda)
     bench = report["fused"]["benchmark"] = benchmark_record(fused)
-    if cuda and not (bench["measured"] and bench["baseline_device"] == "cuda"):
+    report["bart"] = check_seq2seq(cuda)
+    if cuda and not (
+        bench["measured"] and bench["baseline_device"] == "cuda" and bench["baseline_dtype"] == "float16"
+    ):
         report["fused"]["failures"].append("benchmark against PyTorch on the GPU")
     if args.timing:
         if args.dry_run:
@@ -352,7 +418,7 @@ def main() -> None:
                 source, WORK / "out" / "shape", "benchmark=none", "model.name=smollm2-135m-shape", *relaxed
             )
             report["timing"] = time_generation(shape, source, "cuda", 128, 128, args.rounds)
-    report["failed"] = [f"{key}: {f}" for key in ("fused", "plain") for f in report[key]["failures"]]
+    report["failed"] = [f"{key}: {f}" for key in ("fused", "plain", "bart") for f in report[key]["failures"]]
     report["seconds"] = round(time.perf_counter() - start, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cuda_generation_check.json").write_text(json.dumps(report, indent=2, default=str))
