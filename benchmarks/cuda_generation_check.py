@@ -13,7 +13,8 @@ and plain:
   inputs and outputs are float16, every other input and output float32;
 - the fused build's benchmark timed time to first token and decode against PyTorch on the same GPU;
 - `builder.load` runs on CUDA through IOBinding; the fused bundle's cache is one float16 buffer per layer on the
-  device, appended in place (SharedCache), the plain bundle's presents stay on the device (BoundCache);
+  device, appended in place (SharedCache), the plain bundle's presents stay on the device (CopiedCache under
+  IOBinding);
 - each bundle's greedy tokens equal PyTorch's (fp32) for every prompt, and a batch equals its prompts alone;
 - a tiny BART summarization bundle (three graphs, fp16): greedy and 4-beam tokens equal PyTorch's, and its caches
   stay on the device between steps.
@@ -99,7 +100,7 @@ def check_bundle(folder: Path, model: Any, cuda: bool) -> dict[str, Any]:
     import torch
 
     import builder
-    from builder.runtime.kv_cache import BoundCache, SharedCache
+    from builder.runtime.kv_cache import SharedCache
 
     metrics = json.loads((folder / "metrics.json").read_text())
     fidelity = metrics["fidelity"]
@@ -135,15 +136,22 @@ def check_bundle(folder: Path, model: Any, cuda: bool) -> dict[str, Any]:
         "batch_equals_alone": gen.generate_ids(rows, settings) == alone,
     }
     if isinstance(cache, SharedCache):
-        record["cache_buffers"] = sorted({f"{b.device_name()} {b.data_type()}" for b in cache.buffers})
-    if isinstance(cache, BoundCache):
-        feeds = {
-            "input_ids": np.array([rows[0]], dtype=np.int64),
-            "attention_mask": np.ones((1, len(rows[0])), dtype=np.int64),
-            "position_ids": np.arange(len(rows[0]), dtype=np.int64)[None],
+        held = cache.buffers
+    else:  # the copied cache, after a step: what the session gave back
+        cache.step(
+            {
+                "input_ids": np.array([rows[0]], dtype=np.int64),
+                "attention_mask": np.ones((1, len(rows[0])), dtype=np.int64),
+                "position_ids": np.arange(len(rows[0]), dtype=np.int64)[None],
+            }
+        )
+        held = list(cache.past.values())
+    record["cache_buffers"] = sorted(
+        {
+            f"{v.device_name()} {v.data_type()}" if hasattr(v, "device_name") else f"host {v.dtype}"
+            for v in held
         }
-        cache.step(feeds)
-        record["cache_buffers"] = sorted({f"{v.device_name()} {v.data_type()}" for v in cache.past})
+    )
     cache_io = {
         n for n in types["float16"] + types["float32"] if n.startswith(("past_key_values.", "present."))
     }

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 import torch
 import transformers
@@ -15,7 +16,7 @@ from conftest import read_json, run_builder
 from tiny_models import decoder_config, decoder_tokenizer
 
 import builder
-from builder.runtime.kv_cache import BoundCache, CopiedCache, SharedCache
+from builder.runtime.kv_cache import CopiedCache, SharedCache
 
 PROMPTS = ["Hello, my name is George and", "The quick brown fox jumps over the lazy dog because", "A"]
 GREEDY = {"do_sample": False, "max_new_tokens": 12}
@@ -228,13 +229,18 @@ def test_the_io_binding_paths_generate_what_session_run_does(qwen2: tuple[Path, 
             {"max_new_tokens": 6, "do_sample": True, "top_k": 5, "seed": 3, "num_return_sequences": 2},
         ),
     ]
-    for folder, form in zip(qwen2, (SharedCache, BoundCache), strict=True):
+    for folder, form in zip(qwen2, (SharedCache, CopiedCache), strict=True):
         plain_run, bound = builder.load(folder), builder.load(folder)
         bound.engine.io_binding = True
         gen = bound.pipeline
-        assert isinstance(
-            bound.engine.kv_cache(gen.past_names, gen.present_names, (1, gen.kv_heads, 4, gen.head_dim)), form
-        )
+        rows = [bound.tokenizer.base.encode(p).ids for p in PROMPTS]
+        feeds = _cache_inputs(bound, rows)
+        shape = (len(rows), gen.kv_heads, feeds["input_ids"].shape[1] + 1, gen.head_dim)
+        cache = bound.engine.kv_cache(gen.past_names, gen.present_names, shape)
+        assert isinstance(cache, form)
+        cache.step(feeds)
+        held = cache.buffers if form is SharedCache else list(cache.past.values())
+        assert all(isinstance(v, ort.OrtValue) for v in held), folder.name
         for inputs, kwargs in calls:
             assert bound(inputs, **kwargs) == plain_run(inputs, **kwargs), (folder.name, kwargs)
         for (a, n), (b, m) in zip(

@@ -14,7 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from builder.errors import BundleIntegrityError
-from builder.runtime.kv_cache import BoundCache, CopiedCache, SharedCache
+from builder.runtime.kv_cache import CopiedCache, SharedCache
 from builder.runtime.session import as_taken, create_session, float_inputs
 from builder.runtime.tokenizer import BundleTokenizer, pad
 
@@ -166,20 +166,16 @@ class OnnxEngine(Engine):
         shape: tuple[int, int, int, int],
         graph: str = "model",
     ) -> Any:
-        session = self.sessions[graph]
-        if self.graphs[graph].shared_cache:
-            return SharedCache(
-                session, past_names, present_names, shape, self.device if self.io_binding else "cpu"
-            )
-        if self.io_binding:
-            return BoundCache(session, past_names, present_names, shape, self.device)
-        return super().kv_cache(past_names, present_names, shape, graph)
+        if not self.graphs[graph].shared_cache:
+            return super().kv_cache(past_names, present_names, shape, graph)
+        device = self.device if self.io_binding else "cpu"
+        return SharedCache(self.sessions[graph], past_names, present_names, shape, device)
 
     def run_kept(
         self, outputs: list[str], feeds: Mapping[str, Any], graph: str, kept: frozenset[str]
     ) -> list[Any]:
         """Through IOBinding, the `kept` outputs stay the OrtValues the session wrote, on its device, and OrtValue
-        feeds are bound as they are: on a GPU a sequence-to-sequence cache never crosses to the host."""
+        feeds are bound as they are: on a GPU a cache passed from step to step never crosses to the host."""
         if not self.io_binding:
             return self.run(outputs, dict(feeds), graph)
         session = self.sessions[graph]
@@ -189,9 +185,8 @@ class OnnxEngine(Engine):
         )
         for name, value in feeds.items():
             value = arrays.get(name, value)
-            if isinstance(
-                value, np.ndarray
-            ):  # bind_cpu_input refuses an overridable initializer (logits_to_keep)
+            if isinstance(value, np.ndarray):
+                # as an OrtValue: bind_cpu_input refuses an overridable initializer (logits_to_keep)
                 value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value))
             binding.bind_ortvalue_input(name, value)
         for name in outputs:  # on the device, the others copied back once (the fastest form timed on a GPU)

@@ -1,10 +1,10 @@
-"""A decoder's key/value cache between generation steps, in one of three forms.
+"""A decoder's key/value cache between generation steps, in one of two forms.
 
-- CopiedCache, for any engine and any decoder graph: each step feeds the past as arrays and takes the present back.
-  The graph returns past + new, so every step copies the whole cache (ONNX Runtime writes present, numpy keeps it).
-- BoundCache, for any ONNX Runtime graph run through IOBinding (on a GPU): the same graph, but each step's present
-  stays the OrtValue the session wrote, where it wrote it, and is bound as the next step's past. The graph still
-  writes past + new each step; the cache never crosses between device and host.
+- CopiedCache, for any engine and any decoder graph: each step feeds the past and takes the present back. The graph
+  returns past + new, so every step copies the whole cache. The engine decides what the present is
+  (Engine.run_kept): arrays (PyTorch, or ONNX Runtime's session.run on a CPU), or under IOBinding (on a GPU) the
+  OrtValues the session wrote, on its device, bound as they are as the next step's past: the cache never crosses
+  between device and host.
 - SharedCache, for an ONNX Runtime graph whose cache outputs GroupQueryAttention writes itself (the manifest's
   runtime.graphs.<role>.shared_cache): one buffer per layer and kind, (batch, kv heads, prompt + new tokens,
   head size), bound through IOBinding as both the past input and the present output. The operator then appends
@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from builder.runtime.session import FLOATS, as_taken, float_inputs
+from builder.runtime.session import FLOATS
 
 
 class CopiedCache:
-    """The cache as arrays, fed back each step (engine.run: ONNX Runtime or PyTorch)."""
+    """The cache fed back each step as the engine gives it back (see the module docstring)."""
 
     def __init__(
         self,
@@ -36,62 +36,22 @@ class CopiedCache:
     ):
         self.engine, self.graph, self.present_names = engine, graph, list(present_names)
         empty = (shape[0], shape[1], 0, shape[3])  # the prompt runs with a zero-length past
-        self.past = {name: np.zeros(empty, dtype=np.float32) for name in past_names}
+        self.past: dict[str, Any] = {name: np.zeros(empty, dtype=np.float32) for name in past_names}
+        self.rows = shape[0]
 
     def step(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """Run one step (its new tokens, the mask of past + new); the logits."""
-        out = self.engine.run(["logits", *self.present_names], {**feeds, **self.past}, self.graph)
+        kept = frozenset(self.present_names)
+        out = self.engine.run_kept(["logits", *self.present_names], {**feeds, **self.past}, self.graph, kept)
         self.past = dict(zip(self.past, out[1:], strict=True))
         return out[0]
 
     def reorder(self, rows: np.ndarray, positions: int) -> None:
         """Row i continues row rows[i] (beam search; every row repeated): the past rows gathered."""
-        if len(rows) == len(next(iter(self.past.values()))) and (rows == np.arange(len(rows))).all():
+        if len(rows) == self.rows and (rows == np.arange(len(rows))).all():
             return
-        self.past = {name: past[rows] for name, past in self.past.items()}
-
-
-class BoundCache:
-    """The cache as the session's own OrtValues on `device`, bound back as the next step's past (see the module
-    docstring)."""
-
-    def __init__(
-        self,
-        session: ort.InferenceSession,
-        past_names: Sequence[str],
-        present_names: Sequence[str],
-        shape: tuple[int, int, int, int],
-        device: str = "cpu",
-    ):
-        self.session, self.device = session, device
-        self.names = list(zip(past_names, present_names, strict=True))
-        self.types = float_inputs(session)
-        # the prompt runs with a zero-length past, bound from the host
-        empty = (shape[0], shape[1], 0, shape[3])
-        self.past = [
-            ort.OrtValue.ortvalue_from_numpy(np.zeros(empty, dtype=self.types[past]))
-            for past, _ in self.names
-        ]
-
-    def step(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        """Run one step (its new tokens, the mask of past + new); the logits, on the host."""
-        binding = self.session.io_binding()
-        for name, array in as_taken(feeds, self.types).items():
-            # as an OrtValue: bind_cpu_input refuses an overridable initializer (logits_to_keep)
-            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array)))
-        binding.bind_output("logits", "cpu")
-        for (past, present), value in zip(self.names, self.past, strict=True):
-            binding.bind_ortvalue_input(past, value)
-            binding.bind_output(present, self.device)
-        self.session.run_with_iobinding(binding)
-        logits, *self.past = binding.get_outputs()  # in the order bound
-        return logits.numpy()
-
-    def reorder(self, rows: np.ndarray, positions: int) -> None:
-        """Row i continues row rows[i]."""
-        if len(rows) == self.past[0].shape()[0] and (rows == np.arange(len(rows))).all():
-            return
-        self.past = [take_rows(value, rows) for value in self.past]
+        self.past = {name: take_rows(past, rows) for name, past in self.past.items()}
+        self.rows = len(rows)
 
 
 def take_rows(value: np.ndarray | ort.OrtValue, rows: np.ndarray) -> np.ndarray | ort.OrtValue:
