@@ -41,11 +41,17 @@ CONFIG_CASES = [
     (["hardware=avx2", "optimization=O4"], ["optimization=O4 (fp16) with hardware=avx2"]),
     (["hardware=cuda", "quantization=dynamic"], ["dynamic int8 runs on CPUs only"]),
     (
-        ["task=text-generation", "hardware=cuda", "quantization=none", "export.attention=fused"],
         [
-            "export.attention=fused with hardware=cuda optimization=O2",
-            "takes float16 only",
+            "task=text-generation",
+            "hardware=cuda",
             "optimization=O4",
+            "quantization=none",
+            "export.attention=fused",
+        ],
+        [
+            "export.attention=fused with hardware=cuda",
+            "refuses the attention bias",
+            "export.attention=auto or plain",
         ],
     ),
     (["hardware=avx2", "quantization.activation_type=int8"], ["computes activations as uint8"]),

@@ -195,11 +195,10 @@ def combination_problems(cfg: DictConfig) -> list[str]:
             f"optimization={opt.level} (fp16) with hardware={hw.name}: fp16 is fast on GPUs only. "
             "Use hardware=cuda, or optimization=O3 on CPUs."
         )
-    fused = fused_attention_problem(hw.device, opt.fp16)
+    fused = fused_attention_problem(hw.device)
     if cfg.task.name == "text-generation" and cfg.export.attention == "fused" and fused:
         p.append(
-            f"export.attention=fused with hardware={hw.name} optimization={opt.level}: {fused}. Use "
-            "optimization=O4 quantization=none (fp16), or export.attention=auto (plain attention on this profile)"
+            f"export.attention=fused with hardware={hw.name}: {fused}. Use export.attention=auto or plain"
         )
     if opt.fp16 and quant.method != "none":
         p.append(

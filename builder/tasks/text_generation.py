@@ -28,12 +28,15 @@ PROMPTS = [
 GENAI_TYPES = {"gpt2": "llama"}
 
 
-def fused_attention_problem(device: str, fp16: bool) -> str | None:
+def fused_attention_problem(device: str) -> str | None:
     """Why the build's settings rule GroupQueryAttention out whatever the model (None: they don't). ONNX Runtime's
-    CUDA kernel takes float16 and bfloat16 only: in a float32 graph the operator would run on the CPU, its cache
-    copied between host and GPU at every step."""
-    if device == "cuda" and not fp16:
-        return "ONNX Runtime's CUDA GroupQueryAttention takes float16 only, and this graph is float32"
+    CUDA kernel refuses the operator's attention_bias input (and takes float16 only), and the fused graph masks
+    left-padded rows with that bias (builder.tasks.decoder_attention): on a GPU the graph would not run."""
+    if device == "cuda":
+        return (
+            "ONNX Runtime's CUDA GroupQueryAttention refuses the attention bias the fused graph masks padding "
+            "with, so a cuda bundle exports attention as transformers writes it"
+        )
     return None
 
 

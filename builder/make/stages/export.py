@@ -37,7 +37,7 @@ def cache_config(ctx: BuildContext) -> dict[str, Any]:
 def _fused_attention_problem(ctx: BuildContext) -> str | None:
     from builder.tasks.text_generation import fused_attention_problem
 
-    return fused_attention_problem(ctx.cfg.hardware.device, ctx.cfg.optimization.fp16)
+    return fused_attention_problem(ctx.cfg.hardware.device)
 
 
 def run(ctx: BuildContext) -> dict[str, Any]:
