@@ -217,10 +217,10 @@ def test_a_fused_bundle_appends_to_one_cache_buffer_in_place(qwen2: tuple[Path, 
 
 
 def test_the_io_binding_paths_generate_what_session_run_does(qwen2: tuple[Path, Path]) -> None:
-    """On a GPU the engine runs through IOBinding: a fused graph's cache is one device buffer per layer, a plain
-    graph's presents stay the session's OrtValues, bound back as the next step's past. The same code runs here with
-    host memory as the device, and generates what session.run does: greedy, sampled, beam search (rows gathered),
-    a batch, and scoring through engine.run."""
+    """On a GPU the engine runs through IOBinding: a plain graph's presents (what cuda builds export) stay the
+    session's OrtValues, bound back as the next step's past; a shared-cache graph's buffers would live on the device.
+    The same code runs here with host memory as the device, and generates what session.run does: greedy, sampled,
+    beam search (rows gathered), a batch, and scoring through engine.run."""
     calls = [
         (PROMPTS, GREEDY),
         (PROMPTS[1], {**GREEDY, "num_beams": 3, "num_return_sequences": 2}),
