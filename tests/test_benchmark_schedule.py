@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from builder.make.stages.benchmark import SETTLE, _interleaved
+from builder.make.stages.benchmark import SETTLE, _interleaved, after_first_token, stats
 
 
 def blocks(order: list[str]) -> list[tuple[str, int]]:
@@ -62,3 +62,34 @@ def test_the_baseline_warms_up_once_per_process_model_and_shape() -> None:
     assert _baseline_warmup(model, "cpu", 2, work("decode", (1, 8)), b) == 5  # another workload
     assert _baseline_warmup(torch.nn.Linear(2, 2), "cpu", 2, feeds, b) == 5  # another model
     assert _baseline_warmup(None, "cpu", 2, feeds, b) == 0
+
+
+def row(workload: str, batch: int, bundle_s: list[float], pytorch_s: list[float] | None) -> dict:
+    r = {"workload": workload, "batch_size": batch, "sequence_length": 16, "bundle": stats(bundle_s, batch)}
+    return r | ({"pytorch": stats(pytorch_s, batch)} if pytorch_s else {})
+
+
+def test_decode_after_the_first_token_is_the_steps_share_of_a_call() -> None:
+    """A decode call is the prefill call plus new_tokens - 1 steps: the rate after the first token comes from the
+    two medians of the same shape, per side, and the card and the build's summary show it."""
+    results = [
+        row("prefill", 1, [0.010, 0.011, 0.030], [0.040, 0.041, 0.042]),
+        row("decode", 1, [0.073, 0.074, 0.090], [0.400, 0.401, 0.500]),  # p50 + 63 ms, + 360 ms
+        row("prefill", 8, [0.020], None),
+        row("decode", 8, [0.020 + 0.009 * 7], None),
+        row("prefill", 4, [0.050], [0.050]),
+        row("decode", 4, [0.049], [0.300]),  # noise: a decode median below the prefill one gives no rate
+    ]
+    after_first_token(results, new_tokens=8)
+    one, eight, noisy = results[1]["after_first_token"], results[3]["after_first_token"], results[5]
+    assert one["bundle"]["step_ms"] == pytest.approx(63 / 7) and one["pytorch"]["step_ms"] == pytest.approx(
+        360 / 7
+    )
+    assert one["bundle"]["tokens_per_s"] == pytest.approx(7000 / 63) and one["speedup"] == pytest.approx(
+        360 / 63
+    )
+    assert eight["bundle"]["tokens_per_s"] == pytest.approx(8 * 1000 / 9) and set(eight) == {"bundle"}
+    assert "after_first_token" not in noisy and all("after_first_token" not in r for r in results[::2])
+    single = [row("prefill", 1, [0.01], None), row("decode", 1, [0.01], None)]
+    after_first_token(single, new_tokens=1)  # one new token: no steps after the first
+    assert "after_first_token" not in single[1]

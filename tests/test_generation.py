@@ -24,6 +24,8 @@ from conftest import (
 from tiny_models import DECODERS
 
 import builder
+from builder.cli.bundle_info import summary
+from builder.make.report import collect
 
 PROMPTS = [
     "Hello, my name is",
@@ -364,6 +366,18 @@ def test_decoder_bundle_has_one_cache_graph_and_is_measured(
     assert rows["decode"]["bundle"]["throughput_per_s"] > 0 and rows["decode"]["pytorch"]["p50_ms"] > 0
     card = (folder / "README.md").read_text()
     assert "pipeline_tag: text-generation" in card and "| decode |" in card
+    # the decode rate after the first token: the 3 steps a decode call adds to the prefill call, per side
+    steps = {s: rows["decode"][s]["p50_ms"] - rows["prefill"][s]["p50_ms"] for s in ("bundle", "pytorch")}
+    after = rows["decode"].get("after_first_token")
+    assert (after is not None) == (min(steps.values()) > 0)  # absent only when noise inverts the medians
+    if after:
+        assert after["bundle"]["step_ms"] == pytest.approx(steps["bundle"] / 3)
+        assert after["speedup"] == pytest.approx(steps["pytorch"] / steps["bundle"])
+        assert f"| {after['bundle']['tokens_per_s']:.1f} | {after['pytorch']['step_ms']:.2f} |" in card
+        assert f"{after['bundle']['tokens_per_s']:.1f} tokens/s after the first token" in summary(folder)
+        assert (
+            collect([folder])[0]["decode_tokens_per_s"] == after["bundle"]["tokens_per_s"]
+        )  # a sweep's report
     base, ours = ev["baseline"]["perplexity"], ev["bundle"]["perplexity"]
     assert (
         f"| perplexity (primary) | {base:.4f} | {ours:.4f} | {100 * base / ours:.2f}% |" in card

@@ -25,14 +25,20 @@ def summary(path: Path) -> str:
     for r in bench.get("results", []):
         workload = r.get("workload", "forward")
         shape = f"batch {r['batch_size']}, {r['sequence_length']} tokens, {bench['threads']} thread(s)"
-        if workload == "decode":  # text generation: tokens per second
-            label, ours, theirs = (
-                "decode",
-                r["bundle"]["throughput_per_s"],
-                r.get("pytorch", {}).get("throughput_per_s"),
-            )
-            text = f"{ours:.1f} tokens/s" + (f" vs PyTorch{on_gpu} {theirs:.1f}" if theirs else "")
-            lines.append(f"{label:<9} {text} [{shape}, {bench.get('new_tokens')} new tokens]")
+        if (
+            workload == "decode"
+        ):  # text generation: tokens per second after the first token, and over the call
+            ours, theirs = r["bundle"]["throughput_per_s"], r.get("pytorch", {}).get("throughput_per_s")
+            whole = f"{ours:.1f}" + (f" vs {theirs:.1f}" if theirs else "")
+            after = r.get("after_first_token")
+            if after:
+                text = f"{after['bundle']['tokens_per_s']:.1f} tokens/s after the first token"
+                if "pytorch" in after:
+                    text += f" vs PyTorch{on_gpu} {after['pytorch']['tokens_per_s']:.1f} ({after['speedup']:.2f}x faster)"
+                whole = f"; {whole} over the whole call"
+            else:
+                text, whole = f"{whole} tokens/s over the whole call", ""
+            lines.append(f"{'decode':<9} {text} [{shape}, {bench.get('new_tokens')} new tokens{whole}]")
             continue
         label = "ttft" if workload == "prefill" else "latency"
         if "pytorch" in r:

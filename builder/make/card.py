@@ -186,6 +186,7 @@ def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str,
                 "Text generation: prefill is the prompt to the first token; decode is a whole call, the prompt and "
                 f"then {bench.get('new_tokens')} tokens (eos ignored), and its items/s are new tokens per second over "
                 "the call, the prompt's time included; PyTorch runs `generate` with greedy decoding.",
+                *_after_first_token_lines(bench),
             ]
         note = busy_host_note(bench)
         lines += ["", f"Note: {note}."] if note else []
@@ -214,6 +215,31 @@ def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str,
         "",
     ]
     return "\n".join(lines)
+
+
+def _after_first_token_lines(bench: dict[str, Any]) -> list[str]:
+    """The decode rate after the first token, per decode row: the steps' share of a call, from the medians."""
+    rows = [r for r in bench["results"] if r.get("after_first_token")]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Decode after the first token ((decode p50 - prefill p50) / (new tokens - 1), from the same run):",
+        "",
+        "| batch | tokens | bundle ms/step | bundle tokens/s | PyTorch ms/step | PyTorch tokens/s | speed-up |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        a = r["after_first_token"]
+        pt = a.get("pytorch")
+        theirs = (
+            f"{pt['step_ms']:.2f} | {pt['tokens_per_s']:.1f} | {a['speedup']:.2f}x" if pt else "- | - | -"
+        )
+        lines.append(
+            f"| {r['batch_size']} | {r['sequence_length']} | {a['bundle']['step_ms']:.2f} "
+            f"| {a['bundle']['tokens_per_s']:.1f} | {theirs} |"
+        )
+    return lines
 
 
 def _peer_lines(task: str, name: str) -> list[str]:

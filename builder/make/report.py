@@ -24,6 +24,7 @@ COLUMNS = (
     "p50_ms",
     "p99_ms",
     "throughput",
+    "decode_tokens_per_s",  # text generation: the bundle's rate after the first token (the first decode row)
     "metric",
     "value",
     "retention_percent",
@@ -114,6 +115,14 @@ def _row(
         "p50_ms": first.get("p50_ms"),
         "p99_ms": first.get("p99_ms"),
         "throughput": first.get("throughput_per_s"),
+        "decode_tokens_per_s": next(
+            (
+                r["after_first_token"]["bundle"]["tokens_per_s"]
+                for r in bench.get("results") or []
+                if r.get("after_first_token")
+            ),
+            None,
+        ),
         "metric": metric,
         "value": ev.get("bundle", {}).get(metric) if metric else None,
         "retention_percent": ev.get("retention_percent"),

@@ -83,6 +83,7 @@ def run(ctx: BuildContext) -> dict[str, Any]:
             others = load_by_others(cpu_before, cpu_seconds(), window[1] - window[0])
     finally:
         torch.set_num_threads(previous_threads)
+    after_first_token(results, b.new_tokens)
     return {
         "measured": True,
         "threads": threads,
@@ -152,6 +153,32 @@ def _interleaved(
                 if name == "bundle":
                     tick()
     return times
+
+
+def after_first_token(results: list[dict], new_tokens: int) -> None:
+    """Text generation: each decode row gets the rate after the first token, per side, from the same run's medians:
+    a decode call is the prefill call (prompt to first token) and then new_tokens - 1 steps of one token, so a
+    step takes (decode p50 - prefill p50) / (new_tokens - 1). This is the decode rate users compare; the row's own
+    throughput counts the prompt's time too. Left out when noise makes the difference non-positive."""
+    prefill = {(r["batch_size"], r["sequence_length"]): r for r in results if r.get("workload") == "prefill"}
+    for row in results:
+        first = prefill.get((row["batch_size"], row["sequence_length"]))
+        if row.get("workload") != "decode" or first is None or new_tokens < 2:
+            continue
+        steps = {
+            side: (row[side]["p50_ms"] - first[side]["p50_ms"]) / (new_tokens - 1)
+            for side in ("bundle", "pytorch")
+            if side in row and side in first
+        }
+        if min(steps.values()) <= 0:
+            continue
+        sides: dict[str, Any] = {
+            side: {"step_ms": ms, "tokens_per_s": row["batch_size"] * 1000.0 / ms}
+            for side, ms in steps.items()
+        }
+        if "pytorch" in sides:
+            sides["speedup"] = sides["pytorch"]["step_ms"] / sides["bundle"]["step_ms"]
+        row["after_first_token"] = sides
 
 
 def stats(seconds: list[float], batch_size: int) -> dict[str, float]:
