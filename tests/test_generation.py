@@ -452,6 +452,8 @@ def test_fp16_for_cuda_keeps_the_greedy_tokens(bundles: dict, tiny_decoders: dic
     assert io["logits"] == onnx.TensorProto.FLOAT
     assert not Counter(n.op_type for n in graph.node)["GroupQueryAttention"]
     assert not any(n.op_type == "Cast" and n.output[0].startswith("present.") for n in graph.node)
+    genai = read_json(folder / "genai_config.json")["model"]["decoder"]["session_options"]
+    assert genai["provider_options"] == [{"cuda": {}}]  # onnxruntime-genai runs it on its CUDA provider
     generation = read_json(folder / "metrics.json")["fidelity"]["generation"]
     assert generation["greedy_match"] == 1.0, generation
     fp16, fp32 = builder.load(folder), builder.load(bundles["llama"])

@@ -312,6 +312,7 @@ def test_a_decoder_bundle_describes_itself_to_genai_and_optimum(tiny_decoders: d
     assert genai["model"]["eos_token_id"] == source["eos_token_id"]
     assert genai["model"]["context_length"] == manifest["runtime"]["max_length"]
     assert genai["search"]["past_present_share_buffer"] is False  # present = past + the new token's entries
+    assert decoder["session_options"]["provider_options"] == []  # genai's CPU provider
     card = (folder / "README.md").read_text()
     assert "ORTModelForCausalLM.from_pretrained(" in card and "og.Model(" in card
     assert f"onnxruntime-genai=={GENAI_VERSION}" in card

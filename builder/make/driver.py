@@ -74,7 +74,7 @@ def build_bundle(
         )
         try:
             with host_lock.computing():  # other builds on this host time their latency only in between
-                write_model_files(models, ctx.model_files)
+                write_model_files(models, ctx.model_files, cfg.hardware.device)
                 ctx.metrics["stages"] = run_stages(ctx, store, say)
                 writer.assemble(
                     ctx, work / workspace.BUNDLE, resolved, bid, name, list(overrides), choices or {}

@@ -206,9 +206,9 @@ def _tokenizer_problem(folder: Path, error: Exception) -> str:
     return f"its tokenizer cannot be loaded from {folder} ({type(error).__name__}: {error})"
 
 
-def write_model_files(models: Models, folder: Path) -> Path:
+def write_model_files(models: Models, folder: Path, device: str = "cpu") -> Path:
     """The bundle's files besides the graphs: tokenizer files, config.json and the task's companion files
-    (sentence-transformers' for embeddings). Stages that run the built graphs
+    (sentence-transformers' for embeddings; for `device`, the bundle's hardware.device). Stages that run the built graphs
     through the runtime read them, and the bundle is assembled from them."""
     import shutil
 
@@ -226,7 +226,7 @@ def write_model_files(models: Models, folder: Path) -> Path:
         if (models.source.path / name).is_file():
             shutil.copyfile(models.source.path / name, folder / name)
     options = models.task.runtime_options(models.options, models.source.path)
-    for rel, content in models.task.companion_files(models.facts, options).items():
+    for rel, content in models.task.companion_files(models.facts, options, device).items():
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         (folder / rel).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return folder

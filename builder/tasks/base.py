@@ -142,9 +142,9 @@ class Task:
         """Set what the task changes in the transformers tokenizer before the bundle's copy is saved (translation:
         mBART's source language, whose code its special tokens carry); `options` are the task.* settings."""
 
-    def companion_files(self, facts: ModelFacts, options: dict[str, Any]) -> dict[str, Any]:
+    def companion_files(self, facts: ModelFacts, options: dict[str, Any], device: str) -> dict[str, Any]:
         """JSON files (path in the bundle -> content) that let other libraries load the bundle the way they load
-        the source model; `options` are the runtime options (resolved)."""
+        the source model; `options` are the runtime options (resolved), `device` where the bundle runs (cpu, cuda)."""
         return {}
 
     def forward(self, outputs: Any, inputs: dict[str, Any], options: dict[str, Any], graph: Graph) -> tuple:

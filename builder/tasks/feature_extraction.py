@@ -88,7 +88,7 @@ class FeatureExtraction(Task):
             "normalize": bool(options["normalize"]),
         }
 
-    def companion_files(self, facts: ModelFacts, options: dict[str, Any]) -> dict[str, Any]:
+    def companion_files(self, facts: ModelFacts, options: dict[str, Any], device: str) -> dict[str, Any]:
         """sentence-transformers' files (`SentenceTransformer(bundle, backend="onnx")` runs model.onnx's
         last_hidden_state through them): the bundle's own length limit, pooling and normalization, so both
         libraries compute the same embedding."""

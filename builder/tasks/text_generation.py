@@ -91,10 +91,11 @@ class TextGeneration(Task):
     def runtime_options(self, options: dict[str, Any], folder: Path) -> dict[str, Any]:
         return cache_layout(json.loads((folder / "config.json").read_text(encoding="utf-8")))
 
-    def companion_files(self, facts: ModelFacts, options: dict[str, Any]) -> dict[str, Any]:
+    def companion_files(self, facts: ModelFacts, options: dict[str, Any], device: str) -> dict[str, Any]:
         """onnxruntime-genai's genai_config.json: `og.Model(bundle)` runs model.onnx with genai's own loop. The
         graph returns the whole cache each step (present = past + new), so genai must not share one buffer for
-        past and present; the search defaults are the ones transformers takes from generation_config.json."""
+        past and present; the search defaults are the ones transformers takes from generation_config.json. A cuda
+        bundle asks genai for its CUDA provider (without it genai runs the fp16 graph on the CPU)."""
         config, layout = facts.config, options
         saved = _read_json(facts.folder / "generation_config.json") or {}
 
@@ -107,7 +108,10 @@ class TextGeneration(Task):
         pad = setting("pad_token_id", first_eos)
         arch = ARCHITECTURES[config["model_type"]]
         decoder = {
-            "session_options": {"log_id": "onnxruntime-genai", "provider_options": []},
+            "session_options": {
+                "log_id": "onnxruntime-genai",
+                "provider_options": [{"cuda": {}}] if device == "cuda" else [],
+            },
             "filename": "model.onnx",
             "head_size": layout["head_dim"],
             "hidden_size": int(config[arch.hidden_key]),
