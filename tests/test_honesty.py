@@ -167,6 +167,24 @@ def test_every_fidelity_bound_is_enforced() -> None:
         assert not ok and failures == [f"logits {needle}"], failures
 
 
+def test_greedy_agreement_counts_tokens_up_to_the_first_divergence_and_is_enforced() -> None:
+    from builder.tasks.base import greedy_agreement
+
+    want = [[5, 6, 7, 8], [1, 2, 3, 4], [9, 9, 9, 9]]
+    got = [[5, 6, 7, 8], [1, 2, 0, 4], [0, 9, 9, 9]]  # a later token that agrees again does not count
+    bounds = SimpleNamespace(greedy_tokens=4, min_greedy_match=0.5)
+    record = greedy_agreement(got, want, bounds)
+    assert record["greedy_match"] == pytest.approx((1 + 0.5 + 0) / 3) and record["exact"] == pytest.approx(
+        1 / 3
+    )
+    assert record["prompts"] == 3 and record["tokens"] == 4 and record["failures"] == []
+    assert (
+        greedy_agreement(want, want, SimpleNamespace(greedy_tokens=4, min_greedy_match=1.0))["failures"] == []
+    )
+    failed = greedy_agreement(got, want, SimpleNamespace(greedy_tokens=4, min_greedy_match=0.6))
+    assert failed["failures"] == ["greedy match 0.500 < fidelity.min_greedy_match=0.6"]
+
+
 def test_a_bound_broken_by_a_hair_shows_the_digits_that_break_it() -> None:
     from builder.make.stages.fidelity import _gate
 

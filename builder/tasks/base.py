@@ -282,6 +282,28 @@ class Task:
         return load_metric(self.metric).compute(predictions=predictions, references=self.references(examples))
 
 
+def greedy_agreement(got: list[list[int]], want: list[list[int]], bounds: Any) -> dict[str, Any]:
+    """Generation fidelity: per row, the share of the bundle's greedy tokens (`got`) that agree with PyTorch's
+    (`want`) up to the first divergence; `bounds` is the fidelity config (greedy_tokens, min_greedy_match)."""
+    agreed = []
+    for a, b in zip(got, want, strict=True):
+        same = next((i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y), len(b))
+        agreed.append(same / max(len(b), 1))
+    record = {
+        "prompts": len(want),
+        "tokens": int(bounds.greedy_tokens),
+        "greedy_match": float(np.mean(agreed)),
+        "exact": float(np.mean([a == 1.0 for a in agreed])),
+        "failures": [],
+    }
+    if bounds.min_greedy_match is not None and record["greedy_match"] < bounds.min_greedy_match:
+        record["failures"].append(
+            f"greedy match {differs(record['greedy_match'], bounds.min_greedy_match)} < "
+            f"fidelity.min_greedy_match={bounds.min_greedy_match}"
+        )
+    return record
+
+
 def differs(value: float, bound: float) -> str:
     """The value with as many digits as it takes to look different from the bound it broke."""
     for digits in range(3, 12):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from builder.tasks.architectures import cache_layout
-from builder.tasks.base import Graph, ModelFacts, Output, Task, Workload, differs
+from builder.tasks.base import Graph, ModelFacts, Output, Task, Workload, greedy_agreement
 
 ENCODER, DECODER, WITH_PAST = "encoder_model", "decoder_model", "decoder_with_past_model"
 INPUTS = [  # built-in inputs: export traces them, fidelity compares on them, greedy continuations start from them
@@ -229,24 +229,7 @@ class Seq2SeqTask(Task):
         ours, theirs = PIPELINES[self.pipeline](bundle), PIPELINES[self.pipeline](baseline)
         settings = {**ours.settings({"num_beams": 1}), "max_new_tokens": int(bounds.greedy_tokens)}
         got = ours.generate_ids(INPUTS, settings, ignore_eos=True)
-        want = theirs.generate_ids(INPUTS, settings, ignore_eos=True)
-        agreed = []
-        for a, b in zip(got, want, strict=True):
-            same = next((i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y), len(b))
-            agreed.append(same / max(len(b), 1))
-        record = {
-            "prompts": len(INPUTS),
-            "tokens": int(bounds.greedy_tokens),
-            "greedy_match": float(np.mean(agreed)),
-            "exact": float(np.mean([a == 1.0 for a in agreed])),
-            "failures": [],
-        }
-        if bounds.min_greedy_match is not None and record["greedy_match"] < bounds.min_greedy_match:
-            record["failures"].append(
-                f"greedy match {differs(record['greedy_match'], bounds.min_greedy_match)} < "
-                f"fidelity.min_greedy_match={bounds.min_greedy_match}"
-            )
-        return record
+        return greedy_agreement(got, theirs.generate_ids(INPUTS, settings, ignore_eos=True), bounds)
 
     def benchmark_workloads(
         self,

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from builder.tasks.architectures import ARCHITECTURES, cache_layout
-from builder.tasks.base import Graph, ModelFacts, Output, Task, Workload, differs
+from builder.tasks.base import Graph, ModelFacts, Output, Task, Workload, greedy_agreement
 
 PROMPTS = [
     "Hello, my name is",
@@ -298,24 +298,7 @@ class TextGeneration(Task):
         settings = {**ours.settings({"do_sample": False}), "max_new_tokens": int(bounds.greedy_tokens)}
         rows = [ours.tok.base.encode(p).ids or [ours.pad] for p in PROMPTS]
         got = ours.generate_ids(rows, settings, ignore_eos=True)
-        want = theirs.generate_ids(rows, settings, ignore_eos=True)
-        agreed = []
-        for a, b in zip(got, want, strict=True):
-            same = next((i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y), len(b))
-            agreed.append(same / max(len(b), 1))
-        record = {
-            "prompts": len(rows),
-            "tokens": int(bounds.greedy_tokens),
-            "greedy_match": float(np.mean(agreed)),
-            "exact": float(np.mean([a == 1.0 for a in agreed])),
-            "failures": [],
-        }
-        if bounds.min_greedy_match is not None and record["greedy_match"] < bounds.min_greedy_match:
-            record["failures"].append(
-                f"greedy match {differs(record['greedy_match'], bounds.min_greedy_match)} < "
-                f"fidelity.min_greedy_match={bounds.min_greedy_match}"
-            )
-        return record
+        return greedy_agreement(got, theirs.generate_ids(rows, settings, ignore_eos=True), bounds)
 
     def evaluate(
         self, pipeline: Any, examples: list[dict[str, Any]], ev: Any, chunks: Any
