@@ -24,8 +24,9 @@ same GPU in fp32 and in fp16, a 128-token prompt and 128 new tokens at batch 1 a
 over the time after it). GPU memory is not compared: both sides share one process.
 
 `--dry-run` runs it all on this CPU host (the tiny model for the timing, a few tokens; CUDA checks reported as
-skipped), to check the script before spending device time. Writes cuda_generation_check.{json,md}; exits 1 if a
-check fails.
+skipped), to check the script before spending device time; it passes with transformers 5.17 and onnxruntime 1.30
+(what the H100 machine had) as with this project's pins. Writes cuda_generation_check.{json,md} after each part
+(decoder checks, BART checks, timing), each part running even if one before it raised; exits 1 if a check fails.
 
 The device calls, back to back (each carries at most 64 MiB; `bash ../shared/gpu/prepare-ort-gpu.sh` and
 `.venv/bin/python benchmarks/cuda_build_check.py --prepare` first):
@@ -42,6 +43,7 @@ import json
 import statistics
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -363,17 +365,15 @@ def time_generation(
 
 def markdown(report: dict[str, Any]) -> str:
     lines = [f"# cuda_generation_check ({report['device']}, onnxruntime {report['onnxruntime']})", ""]
-    r = report["decoder"]
-    lines.append(f"- decoder: attention {r['attention']}, cache {r['cache']} {r.get('cache_buffers')}, fidelity "
-                 f"{r['fidelity']}, failures {r['failures'] or 'none'}")  # fmt: skip
-
-    b = report["bart"]
-    lines.append(
-        f"- bart: caches {b['caches']}, equal to PyTorch {b['equal_to_pytorch']}, failures {b['failures'] or 'none'}"
-    )
-    lines.append(f"- the decoder build's benchmark: {report['decoder']['benchmark']}")
+    r = report.get("decoder", {})
+    lines.append(f"- decoder: attention {r.get('attention')}, cache {r.get('cache')} {r.get('cache_buffers')}, "
+                 f"fidelity {r.get('fidelity')}, failures {r.get('failures') or 'none'}")  # fmt: skip
+    lines.append(f"- the decoder build's benchmark: {r.get('benchmark')}")
+    b = report.get("bart", {})
+    lines.append(f"- bart: caches {b.get('caches')}, equal to PyTorch {b.get('equal_to_pytorch')}, "
+                 f"failures {b.get('failures') or 'none'}")  # fmt: skip
     t = report.get("timing")
-    if t:
+    if t and "sides" in t:
         lines += ["", f"prompt {t['prompt']}, {t['new_tokens']} new tokens, {t['rounds']} rounds, medians", "",
                   "| side | first token b1 (ms) | decode b1 (tok/s) | first token b8 (ms) | decode b8 (tok/s) |",
                   "| --- | --- | --- | --- | --- |"]  # fmt: skip
@@ -381,7 +381,9 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {side} | {row['b1']['first_token_ms']:.1f} | {row['b1']['decode_tokens_per_s']:.0f} "
                          f"| {row['b8']['first_token_ms']:.1f} | {row['b8']['decode_tokens_per_s']:.0f} |")  # fmt: skip
         lines += ["", *(f"- {k}: {v:.2f}x" for k, v in t["ratios"].items())]
-    lines += ["", f"failed: {report['failed'] or 'none'}"]
+    lines += ["", f"failed: {report.get('failed') or 'none'}"]
+    lines += [f"\n{key}'s traceback:\n```\n{report[key]['traceback']}```" for key in report
+              if isinstance(report[key], dict) and "traceback" in report[key]]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -412,31 +414,44 @@ def main() -> None:
     }
     start = time.perf_counter()
     tiny = make_decoder(WORK / "models", "llama")
-    model = transformers.AutoModelForCausalLM.from_pretrained(tiny).eval()
     quick = ["benchmark=quick", "benchmark.new_tokens=8"]
-    decoder = build(tiny, WORK / "out" / "decoder", *quick)
-    report["decoder"] = check_bundle(decoder, model, cuda)
-    bench = report["decoder"]["benchmark"] = benchmark_record(decoder)
-    report["bart"] = check_seq2seq(cuda)
-    if cuda and not (
-        bench["measured"] and bench["baseline_device"] == "cuda" and bench["baseline_dtype"] == "float16"
-    ):
-        report["decoder"]["failures"].append("benchmark against PyTorch fp16 on the GPU")
-    if args.timing:
+
+    def decoder_checks() -> dict[str, Any]:
+        model = transformers.AutoModelForCausalLM.from_pretrained(tiny).eval()
+        folder = build(tiny, WORK / "out" / "decoder", *quick)
+        record = check_bundle(folder, model, cuda)
+        bench = record["benchmark"] = benchmark_record(folder)
+        if cuda and not (
+            bench["measured"] and bench["baseline_device"] == "cuda" and bench["baseline_dtype"] == "float16"
+        ):
+            record["failures"].append("benchmark against PyTorch fp16 on the GPU")
+        return record
+
+    def timing() -> dict[str, Any]:
         if args.dry_run:
-            report["timing"] = time_generation(decoder, tiny, "cpu", 16, 6, 1)
-        else:
-            source = make_shape(WORK / "models" / "smollm2-135m-shape")
-            relaxed = ["fidelity.min_agreement=0", "fidelity.min_cosine=0", "fidelity.min_greedy_match=0"]
-            shape = build(
-                source, WORK / "out" / "shape", "benchmark=none", "model.name=smollm2-135m-shape", *relaxed
-            )
-            report["timing"] = time_generation(shape, source, "cuda", 128, 128, args.rounds)
-    report["failed"] = [f"{key}: {f}" for key in ("decoder", "bart") for f in report[key]["failures"]]
-    report["seconds"] = round(time.perf_counter() - start, 1)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "cuda_generation_check.json").write_text(json.dumps(report, indent=2, default=str))
-    (args.out / "cuda_generation_check.md").write_text(markdown(report))
+            return time_generation(build(tiny, WORK / "out" / "decoder", *quick), tiny, "cpu", 16, 6, 1)
+        source = make_shape(WORK / "models" / "smollm2-135m-shape")
+        relaxed = ["fidelity.min_agreement=0", "fidelity.min_cosine=0", "fidelity.min_greedy_match=0"]
+        shape = build(
+            source, WORK / "out" / "shape", "benchmark=none", "model.name=smollm2-135m-shape", *relaxed
+        )
+        return time_generation(shape, source, "cuda", 128, 128, args.rounds)
+
+    # Each part runs even when one before it fails, and the report is written after each: device time is scarce,
+    # and a run cut short by its time limit still leaves what it measured.
+    parts = {"decoder": decoder_checks, "bart": lambda: check_seq2seq(cuda)}
+    parts |= {"timing": timing} if args.timing else {}
+    for key, part in parts.items():
+        try:
+            report[key] = part()
+        except Exception as error:  # recorded, so the parts after it still run
+            report[key] = {"failures": [f"raised {type(error).__name__}: {error}"[:2000]],
+                           "traceback": traceback.format_exc()[-6000:]}  # fmt: skip
+        report["failed"] = [f"{k}: {f}" for k in parts if k in report for f in report[k].get("failures", [])]
+        report["seconds"] = round(time.perf_counter() - start, 1)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "cuda_generation_check.json").write_text(json.dumps(report, indent=2, default=str))
+        (args.out / "cuda_generation_check.md").write_text(markdown(report))
     print(markdown(report))
     sys.exit(1 if report["failed"] else 0)
 
