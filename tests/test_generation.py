@@ -343,6 +343,12 @@ def test_decoder_bundle_has_one_cache_graph_and_is_measured(
     inits = {i.name for i in onnx.load(str(folder / "model.onnx")).graph.initializer}
     assert "logits_to_keep" in inits and "logits_to_keep" in dims
     assert metrics["optimize"]["fused_operators"]["GroupQueryAttention"] == layers
+    # what older ONNX Runtime releases load (tests/test_runtime_floor.py): inputs through attention_bias, and no
+    # attribute the optimizer wrote out at its default
+    gqa = [n for n in onnx.load(str(folder / "model.onnx")).graph.node if n.op_type == "GroupQueryAttention"]
+    assert all(len(n.input) <= 11 for n in gqa)
+    written = {a.name for n in gqa for a in n.attribute}
+    assert written <= {"num_heads", "kv_num_heads", "scale", "do_rotary", "local_window_size"}, written
     linear = ops["MatMulInteger"] + ops["MatMul"] + ops["Gemm"] + ops["DynamicQuantizeMatMul"]
     assert linear <= 5 * layers + 1  # per layer: Q/K/V, output, MLP gate, up, down; then lm_head
     fidelity = metrics["fidelity"]

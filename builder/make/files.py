@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import onnx
 
@@ -55,7 +57,10 @@ def save_onnx(
 
 
 def _strip(model: onnx.ModelProto) -> None:
-    """What depends on where or when a graph was built: doc strings and metadata."""
+    """What depends on where or when a graph was built: doc strings, metadata, and the attributes ONNX Runtime's
+    optimizer writes out at their defaults on the operators in AT_DEFAULTS: ONNX Runtime releases from before
+    such an attribute existed refuse a graph that names it (a GroupQueryAttention's k_quant_type, causal, ...),
+    and without it each release applies its own default, the same value."""
     model.doc_string = ""
     del model.metadata_props[:]
     for graph in all_graphs(model.graph):
@@ -64,6 +69,42 @@ def _strip(model: onnx.ModelProto) -> None:
         for node in graph.node:
             del node.metadata_props[:]
             node.doc_string = ""
+            if node.domain == "com.microsoft" and node.op_type in AT_DEFAULTS:
+                defaults = _contrib_defaults().get(node.op_type, {})
+                kept = [a for a in node.attribute if defaults.get(a.name, _NONE) != a.SerializeToString()]
+                if len(kept) < len(node.attribute):
+                    del node.attribute[:]
+                    node.attribute.extend(kept)
+
+
+# Operators whose defaults are left out: the ones ONNX Runtime's optimizer rewrites with every attribute it knows.
+# (Others keep what their writer set: MatMulNBits' bits, say, which readers of a graph look for.)
+AT_DEFAULTS = ("GroupQueryAttention",)
+_NONE = b"\0none"  # no default: never equal to a serialized attribute
+
+
+@functools.cache
+def _contrib_defaults() -> dict[str, dict[str, bytes]]:
+    """Per com.microsoft operator (the newest version this onnxruntime has), each attribute's default, serialized as
+    an AttributeProto, as a node written with it holds it."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort_schemas
+
+    newest: dict[str, Any] = {}
+    for schema in ort_schemas.get_all_operator_schema():
+        if schema.domain == "com.microsoft" and schema.since_version >= getattr(
+            newest.get(schema.name), "since_version", -1
+        ):
+            newest[schema.name] = schema
+    defaults: dict[str, dict[str, bytes]] = {}
+    for name, schema in newest.items():
+        for attr, spec in schema.attributes.items():
+            raw = spec._default_value
+            if raw:
+                proto = onnx.AttributeProto()
+                proto.ParseFromString(raw)
+                proto.name = attr
+                defaults.setdefault(name, {})[attr] = proto.SerializeToString()
+    return defaults
 
 
 def save_shared(graphs: list[tuple[Path, Path]], data: Path) -> None:

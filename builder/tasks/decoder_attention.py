@@ -7,7 +7,10 @@ The graph keeps the plain export's contract (inputs, outputs, left padding from 
   every row counts as `past + new` long (`seqlens_k` = T - 1), padding included;
 - rotary positions are cache positions (padding included): rotary attention depends only on the distance between
   query and key, and a row's padding all comes before its tokens, so a left-padded row scores as it does alone.
-  The `position_ids` input therefore only feeds learned position embeddings (GPT-2).
+  The `position_ids` input therefore only feeds learned position embeddings (GPT-2);
+- several new tokens after a past run one row at a time (the operator's inputs stop at attention_bias, so the
+  graph loads on ONNX Runtime releases before 1.32); generation never does that: a prompt has an empty past,
+  each later step one token per row.
 
 Imports torch: build code only."""
 
@@ -63,7 +66,6 @@ class GroupQueryAttention(torch.autograd.Function):
         past_value: torch.Tensor,
         seqlens_k: torch.Tensor,
         total_length: torch.Tensor,
-        query_seqlens: torch.Tensor,
         cos: torch.Tensor | None,
         sin: torch.Tensor | None,
         bias: torch.Tensor,
@@ -106,8 +108,8 @@ class GroupQueryAttention(torch.autograd.Function):
 
     @staticmethod
     def symbolic(  # type: ignore[no-untyped-def]
-        g, query, key, value, past_key, past_value, seqlens_k, total_length, query_seqlens, cos, sin, bias, heads,
-        kv_heads, scale, window,
+        g, query, key, value, past_key, past_value, seqlens_k, total_length, cos, sin, bias, heads, kv_heads, scale,
+        window,
     ):  # fmt: skip
         from torch.onnx._internal.torchscript_exporter import symbolic_helper
 
@@ -119,8 +121,9 @@ class GroupQueryAttention(torch.autograd.Function):
             cos if cos is not None else absent(g), sin if sin is not None else absent(g),
             absent(g),  # position_ids: positions come from the cache length (see the module's docstring)
             bias,
-            absent(g), absent(g), absent(g), absent(g), absent(g),  # head_sink, k/v scales, q/k norm weights
-            query_seqlens,  # every row's new tokens (without it, several new tokens after a past need batch 1)
+            # The inputs after attention_bias are newer: ONNX Runtime 1.32 added a 17th that lets several new
+            # tokens follow a past at batch > 1, which no generation step does. Left out, the graph loads on the
+            # ONNX Runtime releases before it too (onnxruntime-gpu's latest is 1.31).
         ]  # fmt: skip
         out, present_key, present_value = g.op(
             "com.microsoft::GroupQueryAttention",
@@ -188,11 +191,10 @@ class FusedDecoderModule(torch.nn.Module):
         ones = torch.ones_like(attention_mask)
         seqlens_k = (ones.sum(-1) - 1).to(torch.int32)  # every row is the whole mask long (see the docstring)
         total_length = ones.sum(-1).max().to(torch.int32)
-        query_seqlens = torch.ones_like(input_ids).sum(-1).to(torch.int32)
         bias = ((1 - attention_mask.to(dtype)) * MASKED)[:, None, None, :]
         bias = bias.expand(-1, -1, input_ids.shape[1], -1)
         present: list[torch.Tensor | None] = [None] * (2 * self.num_layers)
-        shared = (seqlens_k, total_length, query_seqlens, bias)
+        shared = (seqlens_k, total_length, bias)
         saved = []
         for i, attn in enumerate(self.layers):
             saved.append(attn.forward)
@@ -225,7 +227,7 @@ class FusedDecoderModule(torch.nn.Module):
             else:  # GPT-2's Conv1D c_attn
                 query = attn.c_attn(hidden_states)
             out, k, v = GroupQueryAttention.apply(
-                query, key, value, past[2 * i], past[2 * i + 1], *shared[:3], self.cos, self.sin, shared[3],
+                query, key, value, past[2 * i], past[2 * i + 1], *shared[:2], self.cos, self.sin, shared[2],
                 heads, kv_heads, self._scale(attn), self._window(attn),
             )  # fmt: skip
             present[2 * i], present[2 * i + 1] = k, v

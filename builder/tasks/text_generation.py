@@ -196,6 +196,15 @@ class TextGeneration(Task):
         positions = np.broadcast_to(np.arange(total - new, total), batch["input_ids"].shape)
         return {**batch, "position_ids": np.ascontiguousarray(positions, dtype=np.int64)}
 
+    def check_batches(self, batch: dict[str, np.ndarray], fused: bool) -> list[dict[str, np.ndarray]]:
+        """A fused graph runs several new tokens after a past one row at a time (builder.tasks.decoder_attention):
+        such a batch is checked row by row."""
+        after_past = batch["attention_mask"].shape[1] > batch["input_ids"].shape[1] > 1
+        if not (fused and after_past):
+            return super().check_batches(batch, fused)
+        rows = range(batch["input_ids"].shape[0])
+        return [self.reference_batch({n: v[i : i + 1] for n, v in batch.items()}, fused) for i in rows]
+
     def sample_batches(
         self, facts: ModelFacts, graph: Graph, batch_size: int = 4
     ) -> list[dict[str, np.ndarray]]:

@@ -59,7 +59,7 @@ def run(ctx: BuildContext) -> dict[str, Any]:
         del traced
         ctx.graphs[graph.role] = path
         # checked against the module as transformers runs it, not against the traced one
-        checked = [ctx.task.reference_batch(b, fused) for b in batches]
+        checked = [c for b in batches for c in ctx.task.check_batches(b, fused)]
         graphs[graph.role] = {
             "max_abs_diff": _check(ctx, modules[graph.role], graph, path, checked),
             "size_bytes": onnx_size(path),
