@@ -363,6 +363,87 @@ def time_generation(
             "ratios": ratios}  # fmt: skip
 
 
+def fused_probe(source: Path, out: Path, device: str, prompt: int, new: int, rounds: int) -> dict[str, Any]:
+    """What a fused decoder would gain on this GPU: builder's GroupQueryAttention graph (built for a CPU, fp32),
+    turned float16 (cache I/O float16, as O4 does) and without its attention_bias input (which ONNX Runtime's CUDA
+    kernel refuses), timed through the runtime's own loop with its shared cache on the device. Without the bias it
+    is exact only for rows without padding, which is all this times (random prompts of equal length); a real cuda
+    fused bundle needs right-padded batches (docs/benchmarks.md). Measured, not checked: a probe for that design."""
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    from builder.make.files import keep_inputs
+    from builder.runtime.engine import OnnxEngine
+    from builder.runtime.pipelines import PIPELINES
+
+    relaxed = ["fidelity.min_agreement=0", "fidelity.min_cosine=0", "fidelity.min_greedy_match=0"]
+    cpu = builder_cpu_build(source, out, *relaxed)
+    model = onnx.load(str(cpu / "model.onnx"))
+    declared = list(model.graph.input)
+    dropped = 0
+    for node in model.graph.node:
+        if node.op_type == "GroupQueryAttention" and len(node.input) > 10 and node.input[10]:
+            node.input[10] = ""  # attention_bias
+            dropped += 1
+    cache = {v.name for v in (*model.graph.input, *model.graph.output)}
+    cache = {n for n in cache if n.startswith(("past_key_values.", "present."))}
+    keep = [v.name for v in (*model.graph.input, *model.graph.output) if v.name not in cache]
+    half = OnnxModel(model)
+    half.convert_float_to_float16(keep_io_types=keep)
+    half.prune_graph()  # the bias' nodes; it drops position_ids too, which the runtime feeds: back it goes
+    keep_inputs(half.model, declared)
+    probe = out / "fused-fp16-probe.onnx"
+    onnx.save(half.model, str(probe))
+    providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(probe), options, providers=providers)
+    runtime = json.loads((cpu / "manifest.json").read_text())["runtime"]
+    engine = OnnxEngine(cpu, runtime, sessions={"model": session})
+    gen = PIPELINES["text-generation"](engine)
+    greedy = gen.settings({"do_sample": False})
+    vocab = int(engine.model_config["vocab_size"])
+    prompts = {b: np.random.default_rng(0).integers(3, vocab, size=(b, prompt)).tolist() for b in (1, 8)}
+
+    def call(batch: int) -> tuple[float, float]:
+        start, first = time.perf_counter(), None
+        for _ in gen.iter_ids(prompts[batch], {**greedy, "max_new_tokens": new}, ignore_eos=True):
+            first = first or time.perf_counter() - start
+        return first, time.perf_counter() - start
+
+    call(1), call(8)
+    times: dict[int, list[tuple[float, float]]] = {1: [], 8: []}
+    for _ in range(rounds):
+        for batch in (1, 8):
+            times[batch].append(call(batch))
+    record: dict[str, Any] = {
+        "provider": session.get_providers()[0],
+        "attention_bias_dropped": dropped,
+        "cache": type(
+            engine.kv_cache(gen.past_names, gen.present_names, (1, gen.kv_heads, 8, gen.head_dim))
+        ).__name__,
+    }
+    for batch, calls in times.items():
+        record[f"b{batch}"] = {
+            "first_token_ms": statistics.median(f for f, _ in calls) * 1000,
+            "decode_tokens_per_s": statistics.median(batch * (new - 1) / (t - f) for f, t in calls),
+        }
+    return record
+
+
+def builder_cpu_build(source: Path, out: Path, *extra: str) -> Path:
+    """The fused fp32 bundle for a CPU (what the probe starts from)."""
+    import builder
+
+    return builder.build(
+        overrides=[f"model.source={source}", "task=text-generation", "hardware=avx2", "optimization=O2",
+                   "quantization=none", "export.attention=fused", "evaluation=none", "benchmark=none",
+                   f"output_dir={out}", f"cache_dir={WORK / 'cache'}", *extra],
+        quiet=True,
+    )  # fmt: skip
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = [f"# cuda_generation_check ({report['device']}, onnxruntime {report['onnxruntime']})", ""]
     r = report.get("decoder", {})
@@ -381,6 +462,18 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {side} | {row['b1']['first_token_ms']:.1f} | {row['b1']['decode_tokens_per_s']:.0f} "
                          f"| {row['b8']['first_token_ms']:.1f} | {row['b8']['decode_tokens_per_s']:.0f} |")  # fmt: skip
         lines += ["", *(f"- {k}: {v:.2f}x" for k, v in t["ratios"].items())]
+        probe = report.get("fused_probe") or {}
+        if "b1" in probe:
+            ours = t["sides"]["bundle fp16"]
+            lines += ["", f"Fused probe (GroupQueryAttention fp16 without attention_bias, {probe['provider']}, "
+                      f"{probe['cache']}), against the plain fp16 bundle above:", ""]  # fmt: skip
+            for b in ("b1", "b8"):
+                lines.append(
+                    f"- {b}: first token {probe[b]['first_token_ms']:.1f} ms "
+                    f"({probe[b]['first_token_ms'] / ours[b]['first_token_ms']:.2f}x), decode "
+                    f"{probe[b]['decode_tokens_per_s']:.0f} tok/s "
+                    f"({probe[b]['decode_tokens_per_s'] / ours[b]['decode_tokens_per_s']:.2f}x)"
+                )
     lines += ["", f"failed: {report.get('failed') or 'none'}"]
     lines += [f"\n{key}'s traceback:\n```\n{report[key]['traceback']}```" for key in report
               if isinstance(report[key], dict) and "traceback" in report[key]]  # fmt: skip
@@ -440,7 +533,14 @@ def main() -> None:
     # Each part runs even when one before it fails, and the report is written after each: device time is scarce,
     # and a run cut short by its time limit still leaves what it measured.
     parts = {"decoder": decoder_checks, "bart": lambda: check_seq2seq(cuda)}
-    parts |= {"timing": timing} if args.timing else {}
+
+    def probe() -> dict[str, Any]:
+        if args.dry_run:
+            return fused_probe(tiny, WORK / "out" / "probe", "cpu", 16, 6, 1)
+        source = make_shape(WORK / "models" / "smollm2-135m-shape")
+        return fused_probe(source, WORK / "out" / "probe", "cuda", 128, 128, args.rounds)
+
+    parts |= {"timing": timing, "fused_probe": probe} if args.timing else {}
     for key, part in parts.items():
         try:
             report[key] = part()
