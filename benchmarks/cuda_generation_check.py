@@ -282,25 +282,43 @@ def make_shape(folder: Path) -> Path:
     return folder
 
 
+def random_prompts(vocab: int, prompt: int) -> dict[int, list[list[int]]]:
+    """The timed prompts, batch 1 and 8: random ids of `prompt` tokens (no padding)."""
+    return {b: np.random.default_rng(0).integers(3, vocab, size=(b, prompt)).tolist() for b in (1, 8)}
+
+
+def runtime_call(gen: Any, prompts: dict[int, list[list[int]]], new: int) -> Any:
+    """One timed generation through the runtime's loop: (seconds to the first token, seconds in all)."""
+    greedy = {**gen.settings({"do_sample": False}), "max_new_tokens": new}
+
+    def call(batch: int) -> tuple[float, float]:
+        start, first = time.perf_counter(), None
+        for _ in gen.iter_ids(prompts[batch], greedy, ignore_eos=True):
+            first = first or time.perf_counter() - start
+        return first, time.perf_counter() - start
+
+    return call
+
+
 def time_generation(
-    bundle: Path, source: Path, device: str, prompt: int, new: int, rounds: int
+    bundle: Path,
+    source: Path,
+    device: str,
+    prompt: int,
+    new: int,
+    rounds: int,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Time to first token and decode tokens/s, batch 1 and 8: the bundle vs PyTorch fp32 and fp16 on `device`."""
+    """Time to first token and decode tokens/s, batch 1 and 8: the bundle vs PyTorch fp32 and fp16 on `device`
+    (and `extra` pipelines, by name, timed in the same rounds against the bundle)."""
     import torch
     import transformers
 
     import builder
 
     gen = builder.load(bundle).pipeline
-    greedy = gen.settings({"do_sample": False})
-    vocab = int(gen.engine.model_config["vocab_size"])
-    prompts = {b: np.random.default_rng(0).integers(3, vocab, size=(b, prompt)).tolist() for b in (1, 8)}
-
-    def ours(batch: int) -> tuple[float, float]:
-        start, first = time.perf_counter(), None
-        for _ in gen.iter_ids(prompts[batch], {**greedy, "max_new_tokens": new}, ignore_eos=True):
-            first = first or time.perf_counter() - start
-        return first, time.perf_counter() - start
+    prompts = random_prompts(int(gen.engine.model_config["vocab_size"]), prompt)
+    ours = runtime_call(gen, prompts, new)
 
     def pytorch(dtype: Any) -> Any:
         model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=dtype).to(device).eval()
@@ -337,7 +355,7 @@ def time_generation(
         "bundle fp16": ours,
         "PyTorch fp32": pytorch(torch.float32),
         "PyTorch fp16": pytorch(torch.float16),
-    }
+    } | {name: runtime_call(other, prompts, new) for name, other in (extra or {}).items()}
     for call in sides.values():  # warm: kernels chosen, memory pools grown
         call(1), call(8)
     times: dict[str, dict[int, list[tuple[float, float]]]] = {s: {1: [], 8: []} for s in sides}
@@ -354,6 +372,15 @@ def time_generation(
                 "decode_tokens_per_s": statistics.median(batch * (new - 1) / (t - f) for f, t in calls),
             }
     ratios = {}
+    for name in extra or {}:
+        for b in ("b1", "b8"):
+            theirs, ours_ = table[name][b], table["bundle fp16"][b]
+            ratios[f"decode {b}, {name} vs bundle fp16"] = (
+                theirs["decode_tokens_per_s"] / ours_["decode_tokens_per_s"]
+            )
+            ratios[f"first token {b}, {name} vs bundle fp16"] = (
+                theirs["first_token_ms"] / ours_["first_token_ms"]
+            )
     for peer in ("PyTorch fp32", "PyTorch fp16"):
         for b in ("b1", "b8"):
             ours_, theirs = table["bundle fp16"][b], table[peer][b]
@@ -363,12 +390,12 @@ def time_generation(
             "ratios": ratios}  # fmt: skip
 
 
-def fused_probe(source: Path, out: Path, device: str, prompt: int, new: int, rounds: int) -> dict[str, Any]:
+def fused_probe(source: Path, out: Path, device: str) -> tuple[Any, dict[str, Any]]:
     """What a fused decoder would gain on this GPU: builder's GroupQueryAttention graph (built for a CPU, fp32),
     turned float16 (cache I/O float16, as O4 does) and without its attention_bias input (which ONNX Runtime's CUDA
-    kernel refuses), timed through the runtime's own loop with its shared cache on the device. Without the bias it
-    is exact only for rows without padding, which is all this times (random prompts of equal length); a real cuda
-    fused bundle needs right-padded batches (docs/benchmarks.md). Measured, not checked: a probe for that design."""
+    kernel refuses), as a text-generation pipeline (the runtime's own loop, its shared cache on the device). Without
+    the bias it is exact only for rows without padding, which is all the timing feeds (random prompts of equal
+    length); a real cuda fused bundle needs right-padded batches (docs/benchmarks.md). Timed, not checked."""
     import onnx
     import onnxruntime as ort
     from onnxruntime.transformers.onnx_model import OnnxModel
@@ -386,50 +413,25 @@ def fused_probe(source: Path, out: Path, device: str, prompt: int, new: int, rou
         if node.op_type == "GroupQueryAttention" and len(node.input) > 10 and node.input[10]:
             node.input[10] = ""  # attention_bias
             dropped += 1
-    cache = {v.name for v in (*model.graph.input, *model.graph.output)}
-    cache = {n for n in cache if n.startswith(("past_key_values.", "present."))}
-    keep = [v.name for v in (*model.graph.input, *model.graph.output) if v.name not in cache]
+    names = [v.name for v in (*model.graph.input, *model.graph.output)]
+    keep = [n for n in names if not n.startswith(("past_key_values.", "present."))]
     half = OnnxModel(model)
     half.convert_float_to_float16(keep_io_types=keep)
     half.prune_graph()  # the bias' nodes; it drops position_ids too, which the runtime feeds: back it goes
     keep_inputs(half.model, declared)
     probe = out / "fused-fp16-probe.onnx"
     onnx.save(half.model, str(probe))
-    providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    providers = ["CUDAExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
     session = ort.InferenceSession(str(probe), options, providers=providers)
     runtime = json.loads((cpu / "manifest.json").read_text())["runtime"]
     engine = OnnxEngine(cpu, runtime, sessions={"model": session})
     gen = PIPELINES["text-generation"](engine)
-    greedy = gen.settings({"do_sample": False})
-    vocab = int(engine.model_config["vocab_size"])
-    prompts = {b: np.random.default_rng(0).integers(3, vocab, size=(b, prompt)).tolist() for b in (1, 8)}
-
-    def call(batch: int) -> tuple[float, float]:
-        start, first = time.perf_counter(), None
-        for _ in gen.iter_ids(prompts[batch], {**greedy, "max_new_tokens": new}, ignore_eos=True):
-            first = first or time.perf_counter() - start
-        return first, time.perf_counter() - start
-
-    call(1), call(8)
-    times: dict[int, list[tuple[float, float]]] = {1: [], 8: []}
-    for _ in range(rounds):
-        for batch in (1, 8):
-            times[batch].append(call(batch))
-    record: dict[str, Any] = {
-        "provider": session.get_providers()[0],
-        "attention_bias_dropped": dropped,
-        "cache": type(
-            engine.kv_cache(gen.past_names, gen.present_names, (1, gen.kv_heads, 8, gen.head_dim))
-        ).__name__,
-    }
-    for batch, calls in times.items():
-        record[f"b{batch}"] = {
-            "first_token_ms": statistics.median(f for f, _ in calls) * 1000,
-            "decode_tokens_per_s": statistics.median(batch * (new - 1) / (t - f) for f, t in calls),
-        }
-    return record
+    cache = engine.kv_cache(gen.past_names, gen.present_names, (1, gen.kv_heads, 8, gen.head_dim))
+    record = {"provider": session.get_providers()[0], "attention_bias_dropped": dropped,
+              "cache": type(cache).__name__, "failures": []}  # fmt: skip
+    return gen, record
 
 
 def builder_cpu_build(source: Path, out: Path, *extra: str) -> Path:
@@ -463,17 +465,9 @@ def markdown(report: dict[str, Any]) -> str:
                          f"| {row['b8']['first_token_ms']:.1f} | {row['b8']['decode_tokens_per_s']:.0f} |")  # fmt: skip
         lines += ["", *(f"- {k}: {v:.2f}x" for k, v in t["ratios"].items())]
         probe = report.get("fused_probe") or {}
-        if "b1" in probe:
-            ours = t["sides"]["bundle fp16"]
-            lines += ["", f"Fused probe (GroupQueryAttention fp16 without attention_bias, {probe['provider']}, "
-                      f"{probe['cache']}), against the plain fp16 bundle above:", ""]  # fmt: skip
-            for b in ("b1", "b8"):
-                lines.append(
-                    f"- {b}: first token {probe[b]['first_token_ms']:.1f} ms "
-                    f"({probe[b]['first_token_ms'] / ours[b]['first_token_ms']:.2f}x), decode "
-                    f"{probe[b]['decode_tokens_per_s']:.0f} tok/s "
-                    f"({probe[b]['decode_tokens_per_s'] / ours[b]['decode_tokens_per_s']:.2f}x)"
-                )
+        if probe.get("provider"):
+            lines += ["", f"fused probe: {probe['provider']}, {probe['cache']}, attention_bias dropped from "
+                      f"{probe['attention_bias_dropped']} layers (fp16 GroupQueryAttention; see fused_probe)"]  # fmt: skip
     lines += ["", f"failed: {report.get('failed') or 'none'}"]
     lines += [f"\n{key}'s traceback:\n```\n{report[key]['traceback']}```" for key in report
               if isinstance(report[key], dict) and "traceback" in report[key]]  # fmt: skip
@@ -522,25 +516,33 @@ def main() -> None:
 
     def timing() -> dict[str, Any]:
         if args.dry_run:
-            return time_generation(build(tiny, WORK / "out" / "decoder", *quick), tiny, "cpu", 16, 6, 1)
-        source = make_shape(WORK / "models" / "smollm2-135m-shape")
-        relaxed = ["fidelity.min_agreement=0", "fidelity.min_cosine=0", "fidelity.min_greedy_match=0"]
-        shape = build(
-            source, WORK / "out" / "shape", "benchmark=none", "model.name=smollm2-135m-shape", *relaxed
-        )
-        return time_generation(shape, source, "cuda", 128, 128, args.rounds)
+            source, device, sizes = tiny, "cpu", (16, 6, 1)
+            bundle = build(tiny, WORK / "out" / "decoder", *quick)
+        else:
+            source, device, sizes = (
+                make_shape(WORK / "models" / "smollm2-135m-shape"),
+                "cuda",
+                (128, 128, args.rounds),
+            )
+            relaxed = ["fidelity.min_agreement=0", "fidelity.min_cosine=0", "fidelity.min_greedy_match=0"]
+            bundle = build(
+                source, WORK / "out" / "shape", "benchmark=none", "model.name=smollm2-135m-shape", *relaxed
+            )
+        extra = {}
+        try:  # a side of its own in the same rounds; if it cannot be made, the rest is timed without it
+            extra["fused probe fp16"], report["fused_probe"] = fused_probe(
+                source, WORK / "out" / "probe", device
+            )
+        except Exception as error:
+            report["fused_probe"] = {"failures": [f"raised {type(error).__name__}: {error}"[:2000]],
+                                     "traceback": traceback.format_exc()[-6000:]}  # fmt: skip
+        return time_generation(bundle, source, device, *sizes, extra=extra)
 
     # Each part runs even when one before it fails, and the report is written after each: device time is scarce,
     # and a run cut short by its time limit still leaves what it measured.
     parts = {"decoder": decoder_checks, "bart": lambda: check_seq2seq(cuda)}
 
-    def probe() -> dict[str, Any]:
-        if args.dry_run:
-            return fused_probe(tiny, WORK / "out" / "probe", "cpu", 16, 6, 1)
-        source = make_shape(WORK / "models" / "smollm2-135m-shape")
-        return fused_probe(source, WORK / "out" / "probe", "cuda", 128, 128, args.rounds)
-
-    parts |= {"timing": timing, "fused_probe": probe} if args.timing else {}
+    parts |= {"timing": timing} if args.timing else {}
     for key, part in parts.items():
         try:
             report[key] = part()
