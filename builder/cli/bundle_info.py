@@ -25,9 +25,8 @@ def summary(path: Path) -> str:
     for r in bench.get("results", []):
         workload = r.get("workload", "forward")
         shape = f"batch {r['batch_size']}, {r['sequence_length']} tokens, {bench['threads']} thread(s)"
-        if (
-            workload == "decode"
-        ):  # text generation: tokens per second after the first token, and over the call
+        # text generation: tokens per second after the first token, and over the whole call
+        if workload == "decode":
             ours, theirs = r["bundle"]["throughput_per_s"], r.get("pytorch", {}).get("throughput_per_s")
             whole = f"{ours:.1f}" + (f" vs {theirs:.1f}" if theirs else "")
             after = r.get("after_first_token")
