@@ -304,10 +304,16 @@ def _quant_text(metrics: dict[str, Any]) -> str:
             f"{'symmetric' if q['symmetric'] else 'with zero points'}, accuracy level {q['accuracy_level']}, "
             f"ops {', '.join(q['op_types'])}" + (f"; kept in float: {', '.join(kept)}" if kept else "")
         )
-    return (
+    text = (
         f"{q['method']} int8: weights {q['weight_type']}, activations {q['activation_type']}, "
         f"per-channel {q['per_channel']}, reduce-range {q['reduce_range']}, ops {', '.join(q['op_types'])}"
     )
+    if q["method"] == "dynamic":  # DynamicQuantizeLinear: one scale per tensor, the batch's rows together
+        text += (
+            "; activations scaled by each call's whole batch, so batched answers can differ slightly from one at a "
+            "time (batch_size=1)"
+        )
+    return text
 
 
 def _fused_text(metrics: dict[str, Any]) -> str:
