@@ -399,6 +399,7 @@ def test_decoder_gate_and_summary(tiny_decoders: dict, tmp_path: Path) -> None:
     assert proc.returncode == 0 and "perplexity" in proc.stdout and "greedy    100.0%" in proc.stdout, (
         proc.stderr
     )
+    assert "Warning" not in proc.stderr, proc.stderr  # a fused build's export check included
     proc = run_builder(
         *common, "quantization=none", "evaluation.gate.max_relative_drop=-0.5", f"output_dir={tmp_path / 'b'}"
     )
