@@ -194,7 +194,10 @@ class TextGeneration(Task):
             return batch
         total, new = batch["attention_mask"].shape[1], batch["input_ids"].shape[1]
         positions = np.broadcast_to(np.arange(total - new, total), batch["input_ids"].shape)
-        return {**batch, "position_ids": np.array(positions, dtype=np.int64)}  # a copy: writable, as torch wants
+        return {
+            **batch,
+            "position_ids": np.array(positions, dtype=np.int64),
+        }  # a copy: writable, as torch wants
 
     def check_batches(self, batch: dict[str, np.ndarray], fused: bool) -> list[dict[str, np.ndarray]]:
         """A fused graph runs several new tokens after a past one row at a time (builder.tasks.decoder_attention):
