@@ -381,9 +381,8 @@ def test_decoder_bundle_has_one_cache_graph_and_is_measured(
         assert after["speedup"] == pytest.approx(steps["pytorch"] / steps["bundle"])
         assert f"| {after['bundle']['tokens_per_s']:.1f} | {after['pytorch']['step_ms']:.2f} |" in card
         assert f"{after['bundle']['tokens_per_s']:.1f} tokens/s after the first token" in summary(folder)
-        assert (
-            collect([folder])[0]["decode_tokens_per_s"] == after["bundle"]["tokens_per_s"]
-        )  # a sweep's report
+        report_row = collect([folder])[0]  # a sweep's report
+        assert report_row["decode_tokens_per_s"] == after["bundle"]["tokens_per_s"]
     base, ours = ev["baseline"]["perplexity"], ev["bundle"]["perplexity"]
     assert (
         f"| perplexity (primary) | {base:.4f} | {ours:.4f} | {100 * base / ours:.2f}% |" in card

@@ -174,13 +174,11 @@ def test_greedy_agreement_counts_tokens_up_to_the_first_divergence_and_is_enforc
     got = [[5, 6, 7, 8], [1, 2, 0, 4], [0, 9, 9, 9]]  # a later token that agrees again does not count
     bounds = SimpleNamespace(greedy_tokens=4, min_greedy_match=0.5)
     record = greedy_agreement(got, want, bounds)
-    assert record["greedy_match"] == pytest.approx((1 + 0.5 + 0) / 3) and record["exact"] == pytest.approx(
-        1 / 3
-    )
+    assert record["greedy_match"] == pytest.approx((1 + 0.5 + 0) / 3)
+    assert record["exact"] == pytest.approx(1 / 3)
     assert record["prompts"] == 3 and record["tokens"] == 4 and record["failures"] == []
-    assert (
-        greedy_agreement(want, want, SimpleNamespace(greedy_tokens=4, min_greedy_match=1.0))["failures"] == []
-    )
+    exact = SimpleNamespace(greedy_tokens=4, min_greedy_match=1.0)
+    assert greedy_agreement(want, want, exact)["failures"] == []
     failed = greedy_agreement(got, want, SimpleNamespace(greedy_tokens=4, min_greedy_match=0.6))
     assert failed["failures"] == ["greedy match 0.500 < fidelity.min_greedy_match=0.6"]
 

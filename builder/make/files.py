@@ -85,16 +85,18 @@ _NONE = b"\0none"  # no default: never equal to a serialized attribute
 
 @functools.cache
 def _contrib_defaults() -> dict[str, dict[str, bytes]]:
-    """Per com.microsoft operator (the newest version this onnxruntime has), each attribute's default, serialized as
-    an AttributeProto, as a node written with it holds it."""
+    """Per operator in AT_DEFAULTS (the newest version this onnxruntime has), each attribute's default, serialized
+    as an AttributeProto, as a node written with it holds it."""
     from onnxruntime.capi import onnxruntime_pybind11_state as ort_schemas
 
     newest: dict[str, Any] = {}
-    for schema in ort_schemas.get_all_operator_schema():
-        if schema.domain == "com.microsoft" and schema.since_version >= getattr(
-            newest.get(schema.name), "since_version", -1
-        ):
-            newest[schema.name] = schema
+    ours = [
+        s
+        for s in ort_schemas.get_all_operator_schema()
+        if s.domain == "com.microsoft" and s.name in AT_DEFAULTS
+    ]
+    for schema in sorted(ours, key=lambda s: s.since_version):  # the newest version last: it stays
+        newest[schema.name] = schema
     defaults: dict[str, dict[str, bytes]] = {}
     for name, schema in newest.items():
         for attr, spec in schema.attributes.items():

@@ -206,7 +206,7 @@ def _tokenizer_problem(folder: Path, error: Exception) -> str:
     return f"its tokenizer cannot be loaded from {folder} ({type(error).__name__}: {error})"
 
 
-def write_model_files(models: Models, folder: Path, device: str = "cpu") -> Path:
+def write_model_files(models: Models, folder: Path, device: str) -> Path:
     """The bundle's files besides the graphs: tokenizer files, config.json and the task's companion files
     (sentence-transformers' for embeddings; for `device`, the bundle's hardware.device). Stages that run the built graphs
     through the runtime read them, and the bundle is assembled from them."""

@@ -194,10 +194,8 @@ class TextGeneration(Task):
             return batch
         total, new = batch["attention_mask"].shape[1], batch["input_ids"].shape[1]
         positions = np.broadcast_to(np.arange(total - new, total), batch["input_ids"].shape)
-        return {
-            **batch,
-            "position_ids": np.array(positions, dtype=np.int64),
-        }  # a copy: writable, as torch wants
+        # a copy: torch warns of a read-only array (a one-row broadcast view stays one)
+        return {**batch, "position_ids": np.array(positions, dtype=np.int64)}
 
     def check_batches(self, batch: dict[str, np.ndarray], fused: bool) -> list[dict[str, np.ndarray]]:
         """A fused graph runs several new tokens after a past one row at a time (builder.tasks.decoder_attention):
