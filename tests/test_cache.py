@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from conftest import bundles_in, read_json, run_builder
 
+import builder
+from builder.config.compose import CONF_DIR
 from builder.make.cache import StageCache
+from builder.make.writer import code_digest, tool_versions
 
 
 def stages_of(folder: Path) -> dict[str, str]:
@@ -152,6 +156,36 @@ def test_sweep_exports_once_and_a_rebuild_reuses_everything_but_measurements(
         "evaluation": "ran",
         "benchmark": "ran",
     }
+
+
+def test_a_changed_builder_rebuilds_what_an_older_one_cached(model: Path, tmp_path: Path) -> None:
+    """Stage keys and bundle ids hold a digest of builder's code beside its version: a checkout whose code changed
+    while the version string did not rebuilds every stage instead of serving the older code's export. A copy of the
+    same code (bytecode and the configs' folder aside) reuses everything."""
+    package = Path(builder.__file__).parent
+    assert tool_versions()["builder"] == f"{builder.__version__}+code.{code_digest(package)[:12]}"
+    copy = tmp_path / "src" / "builder"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("conf"))  # __pycache__ travels: left out
+    (copy / "conf").symlink_to(CONF_DIR, target_is_directory=True)
+    assert code_digest(copy) == code_digest(package)
+    out = tmp_path / "out"
+    args = [f"model.source={model}", "quantization=none", *COMMON, f"output_dir={out}"]
+    assert run_builder(*args).returncode == 0
+    (first,) = bundles_in(out)
+
+    proc = run_builder(*args, env={"PYTHONPATH": str(copy.parent)})  # the same code from another folder
+    assert proc.returncode == 0, proc.stderr
+    assert bundles_in(out) == [first] and stages_of(first)["export"] == "reused"
+
+    export = copy / "make" / "stages" / "export.py"
+    export.write_text(export.read_text(encoding="utf-8") + "\n# an edit\n", encoding="utf-8")
+    assert code_digest(copy) != code_digest(package)
+    proc = run_builder(*args, env={"PYTHONPATH": str(copy.parent)})
+    assert proc.returncode == 0, proc.stderr
+    (second,) = [f for f in bundles_in(out) if f != first]  # another id
+    assert stages_of(second)["export"] == "built" and stages_of(second)["optimize"] == "built"
+    versions = read_json(second / "manifest.json")["versions"]
+    assert versions["builder"] == f"{builder.__version__}+code.{code_digest(copy)[:12]}"
 
 
 def test_damaged_cache_entry_is_rebuilt(model: Path, tmp_path: Path) -> None:

@@ -33,7 +33,26 @@ TOOLS = ("torch", "transformers", "onnx", "onnxruntime")
 
 @functools.cache
 def _versions() -> tuple[tuple[str, str], ...]:
-    return (("builder", __version__), *((name, metadata.version(name)) for name in TOOLS))
+    builder = f"{__version__}+code.{code_digest(Path(__file__).parents[1])[:12]}"
+    return (("builder", builder), *((name, metadata.version(name)) for name in TOOLS))
+
+
+def code_digest(package: Path) -> str:
+    """sha256 over builder's own files (relative path and bytes), its configs (the `conf` subpackage of an install)
+    and bytecode left out. It sits beside the version in stage-cache keys and bundle ids: a checkout whose code
+    changed while the version string did not never reuses a stage an older checkout cached."""
+    h = hashlib.sha256()
+    for path in sorted(package.rglob("*")):
+        rel = path.relative_to(package)
+        if (
+            not path.is_file()
+            or rel.parts[0] == "conf"
+            or "__pycache__" in rel.parts
+            or path.suffix == ".pyc"
+        ):
+            continue
+        h.update(rel.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 def tool_versions() -> dict[str, str]:
