@@ -4,10 +4,21 @@ block after a few untimed settling calls."""
 from __future__ import annotations
 
 import itertools
+import time
 
 import pytest
 
-from builder.make.stages.benchmark import SETTLE, _interleaved, after_first_token, stats
+from builder.make.stages.benchmark import (
+    LONG_CALL_S,
+    MIN_CALLS,
+    SETTLE,
+    _interleaved,
+    _warm,
+    after_first_token,
+    calls_within,
+    settling_calls,
+    stats,
+)
 
 
 def blocks(order: list[str]) -> list[tuple[str, int]]:
@@ -24,7 +35,9 @@ def test_each_side_is_timed_in_alternating_settled_blocks(
     runners = {"bundle": lambda: order.append("b"), "pytorch": lambda: order.append("p")}
     ticks: list[int] = []
     counts = {"bundle": iterations, "pytorch": baseline_iterations}
-    times = _interleaved(runners, {"bundle": 2, "pytorch": 2}, rounds, counts, lambda: ticks.append(1))
+    made, seconds = _warm(runners, {"bundle": 2, "pytorch": 2}, None, lambda: ticks.append(1))
+    assert made == {"bundle": 2, "pytorch": 2} and set(seconds) == {"bundle", "pytorch"}
+    times = _interleaved(runners, rounds, counts, SETTLE, lambda: ticks.append(1))
     assert len(times["bundle"]) == iterations and len(times["pytorch"]) == baseline_iterations
     assert all(t >= 0 for t in times["bundle"] + times["pytorch"])
     assert order[:4] == ["b", "b", "p", "p"]  # warm-up: a block of each side
@@ -38,8 +51,53 @@ def test_each_side_is_timed_in_alternating_settled_blocks(
 
 def test_without_a_baseline_only_the_bundle_runs_without_settling() -> None:
     calls: list[int] = []
-    times = _interleaved({"bundle": lambda: calls.append(1)}, {"bundle": 1}, 5, {"bundle": 5}, lambda: None)
-    assert list(times) == ["bundle"] and len(times["bundle"]) == 5 and len(calls) == 6
+    runners = {"bundle": lambda: calls.append(1)}
+    made, seconds = _warm(runners, {"bundle": 1}, None, lambda: None)
+    settle = {"bundle": settling_calls("bundle", seconds["bundle"], len(runners))}
+    times = _interleaved(runners, 5, {"bundle": 5}, settle, lambda: None)
+    assert (
+        list(times) == ["bundle"]
+        and len(times["bundle"]) == 5
+        and len(calls) == 6
+        and settle == {"bundle": 0}
+    )
+
+
+def test_slow_calls_get_fewer_timed_calls_and_no_settling() -> None:
+    """benchmark.max_seconds cuts a side's count to what fits in it (never below MIN_CALLS, never above the count);
+    calls of LONG_CALL_S or more skip settling; fast calls keep the configured schedule."""
+    assert calls_within(50, 0.010, 30.0) == 50  # an encoder call: the full count
+    assert calls_within(50, 1.0, 30.0) == 30  # a bundle's generation of 128 tokens
+    assert calls_within(20, 9.0, 30.0) == MIN_CALLS  # PyTorch's: the floor
+    assert calls_within(3, 9.0, 30.0) == 3  # never more than configured (benchmark=quick)
+    assert calls_within(20, 9.0, None) == 20 and calls_within(20, None, 30.0) == 20
+    assert settling_calls("pytorch", 0.03, 2) == SETTLE["pytorch"] and settling_calls("bundle", None, 2) == 1
+    assert settling_calls("pytorch", LONG_CALL_S, 2) == 0 and settling_calls("bundle", 0.01, 1) == 0
+
+
+def test_warm_up_of_slow_calls_ends_after_the_second_past_its_share() -> None:
+    """Warm-up calls stop after the second once they have taken a fifth of max_seconds; without max_seconds, or for
+    fast calls, all run. A side owed no warm-up still makes one call when its length is needed."""
+    made_by = {"bundle": 0, "pytorch": 0}
+
+    def call(name: str, seconds: float):
+        def run() -> None:
+            made_by[name] += 1
+            time.sleep(seconds)
+
+        return run
+
+    runners = {"bundle": call("bundle", 0.0), "pytorch": call("pytorch", 0.02)}
+    made, seconds = _warm(runners, {"bundle": 5, "pytorch": 5}, 0.1, lambda: None)  # a fifth: 0.02 s
+    assert made == {"bundle": 5, "pytorch": 2} == made_by and seconds["pytorch"] >= 0.02
+    made, _ = _warm(runners, {"bundle": 5, "pytorch": 5}, None, lambda: None)
+    assert made == {"bundle": 5, "pytorch": 5}
+    made, seconds = _warm(runners, {"bundle": 0, "pytorch": 0}, 0.1, lambda: None)
+    assert made == {"bundle": 1, "pytorch": 1} and set(seconds) == {"bundle", "pytorch"}
+    assert _warm(runners, {"bundle": 0, "pytorch": 0}, None, lambda: None) == (
+        {"bundle": 0, "pytorch": 0},
+        {},
+    )
 
 
 def test_the_baseline_warms_up_once_per_process_model_and_shape() -> None:

@@ -26,6 +26,7 @@ from tiny_models import DECODERS
 import builder
 from builder.cli.bundle_info import summary
 from builder.make.report import collect
+from builder.make.stages.benchmark import MIN_CALLS
 
 PROMPTS = [
     "Hello, my name is",
@@ -290,6 +291,8 @@ def decoder_builds(
         proc = run_builder(
             "-m", f"model.source={tiny_decoders[arch]}", "task=text-generation", "quantization=none,dynamic",
             "benchmark=quick", "benchmark.new_tokens=4", f"output_dir={out}",
+            # every call exceeds a sixth of 0.5 ms: each side's 6 calls are cut to the floor (5)
+            "benchmark.iterations=6", "benchmark.baseline_iterations=6", "benchmark.max_seconds=0.0005",
         )  # fmt: skip
         return arch, proc, out
 
@@ -372,6 +375,8 @@ def test_decoder_bundle_has_one_cache_graph_and_is_measured(
     assert rows["decode"]["bundle"]["throughput_per_s"] > 0 and rows["decode"]["pytorch"]["p50_ms"] > 0
     card = (folder / "README.md").read_text()
     assert "pipeline_tag: text-generation" in card and "| decode |" in card
+    assert all(r[side]["calls"] == MIN_CALLS for r in rows.values() for side in ("bundle", "pytorch"))
+    assert f"decode at batch 1: {MIN_CALLS} bundle and {MIN_CALLS} PyTorch calls" in card
     # the decode rate after the first token: the 3 steps a decode call adds to the prefill call, per side
     steps = {s: rows["decode"][s]["p50_ms"] - rows["prefill"][s]["p50_ms"] for s in ("bundle", "pytorch")}
     after = rows["decode"].get("after_first_token")

@@ -67,6 +67,7 @@ CONFIG_CASES = [
     (["benchmark.sequence_lengths=[-5]"], ["benchmark.sequence_lengths=[-5]"]),
     (["benchmark.new_tokens=0"], ["benchmark.new_tokens=0"]),
     (["benchmark.warmup=-1"], ["benchmark.warmup=-1"]),
+    (["benchmark.max_seconds=0"], ["benchmark.max_seconds=0.0", "or null"]),
     (["fidelity.min_cosine=1.5"], ["fidelity.min_cosine"]),
     (["fidelity.min_agreement=-0.1"], ["fidelity.min_agreement"]),
     (["fidelity.greedy_tokens=0"], ["fidelity.greedy_tokens=0"]),

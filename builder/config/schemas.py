@@ -129,6 +129,10 @@ class BenchmarkConfig:
     # speed-up, so fewer calls keep the build quick.
     baseline_iterations: int = 20
     rounds: int = 5  # the timed calls come in this many alternating blocks per side
+    # Slow calls get fewer timed calls: a side's count is cut so that its timed calls of a workload take about this
+    # many seconds (never below 5 calls), and its warm-up stops after the second call past a fifth of it. Encoder
+    # calls of milliseconds keep their full counts; a generation of 128 tokens does not. null: full counts always.
+    max_seconds: float | None = 30.0
     new_tokens: int = (
         128  # text generation: tokens each timed decode call generates (prompt: sequence_lengths)
     )

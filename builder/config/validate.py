@@ -109,6 +109,11 @@ def _value_problems(cfg: DictConfig) -> list[str]:
             f"benchmark.rounds={b.rounds}, benchmark.warmup={b.warmup}: iterations and rounds must be >= 1, "
             "the warm-up >= 0"
         )
+    if b.max_seconds is not None and b.max_seconds <= 0:
+        p.append(
+            f"benchmark.max_seconds={b.max_seconds}: give a positive number of seconds, or null for the full "
+            "iteration counts"
+        )
     ev = cfg.evaluation
     if ev.batch_size < 1:
         p.append(f"evaluation.batch_size={ev.batch_size}: give a positive number of examples per batch")

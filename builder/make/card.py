@@ -180,6 +180,7 @@ def _card_body(config: dict[str, Any], metrics: dict[str, Any], extra: dict[str,
                 f"| {r['bundle']['p50_ms']:.2f} | {r['bundle']['p99_ms']:.2f} "
                 f"| {pt50} | {speed} | {r['bundle']['throughput_per_s']:.1f} |"
             )
+        lines += _cut_counts_lines(bench)
         if any(r.get("workload") == "decode" for r in bench["results"]):
             lines += [
                 "",
@@ -281,6 +282,30 @@ def busy_host_note(bench: dict[str, Any]) -> str | None:
         f"other processes used {100 * load:.0f}% of this host's CPU while timing: the latencies are inflated; "
         "rebuild on a quiet host to measure them"
     )
+
+
+def _cut_counts_lines(bench: dict[str, Any]) -> list[str]:
+    """Rows whose slow calls got fewer timed calls than configured (benchmark.max_seconds) say how many."""
+    cut = []
+    for r in bench["results"]:
+        want = {"bundle": bench["iterations"], "pytorch": bench.get("baseline_iterations")}
+        sides = [side for side in ("bundle", "pytorch") if side in r and r[side]["calls"] < want[side]]
+        if sides:
+            settle = r.get("untimed_calls", {}).get("settle_per_block", {})
+            calls = " and ".join(
+                f"{r[s]['calls']} {'PyTorch' if s == 'pytorch' else s}"
+                for s in ("bundle", "pytorch")
+                if s in r
+            )
+            unsettled = ", without settling calls" if settle and not any(settle.values()) else ""
+            cut.append(f"{r.get('workload', 'forward')} at batch {r['batch_size']}: {calls} calls{unsettled}")
+    if not cut:
+        return []
+    return [
+        "",
+        f"Slow calls are timed for about {bench['max_seconds']:g} s per side (at least 5 calls; "
+        f"`benchmark.max_seconds`): {'; '.join(cut)}.",
+    ]
 
 
 def _settle_text(settle: Any) -> str:

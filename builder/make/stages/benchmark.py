@@ -72,10 +72,18 @@ def run(ctx: BuildContext) -> dict[str, Any]:
                 runners = {"bundle": w.bundle} | ({"pytorch": w.pytorch} if w.pytorch else {})
                 counts = {"bundle": b.iterations, "pytorch": b.baseline_iterations}
                 warmups = {"bundle": b.warmup, "pytorch": _baseline_warmup(baseline, device, threads, w, b)}
-                warmed.append(warmups)
-                times = _interleaved(runners, warmups, b.rounds, counts, bar.update)
+                made, seconds = _warm(runners, warmups, b.max_seconds, bar.update)
+                warmed.append(made)
+                counts = {
+                    name: calls_within(counts[name], seconds.get(name), b.max_seconds) for name in runners
+                }
+                settle = {name: settling_calls(name, seconds.get(name), len(runners)) for name in runners}
+                bar.total += made["bundle"] + counts["bundle"] - b.warmup - b.iterations
+                bar.refresh()
+                times = _interleaved(runners, b.rounds, counts, settle, bar.update)
                 row = {"workload": w.name, "batch_size": w.shape[0], "sequence_length": w.shape[1]}
                 row |= {name: stats(t, w.items) for name, t in times.items()}
+                row["untimed_calls"] = {"warmup": made, "settle_per_block": settle}
                 if "pytorch" in row:
                     row["speedup_p50"] = row["pytorch"]["p50_ms"] / row["bundle"]["p50_ms"]
                 results.append(row)
@@ -94,9 +102,10 @@ def run(ctx: BuildContext) -> dict[str, Any]:
         "warmup_calls": warmed,  # per shape and side: the baseline skips it once warm in this process
         "iterations": b.iterations,
         "baseline_iterations": b.baseline_iterations if baseline is not None else 0,
+        "max_seconds": b.max_seconds,  # slow calls get fewer timed calls: each row's `calls` says how many
         "rounds": b.rounds,
         "new_tokens": b.new_tokens,
-        "settle_calls": SETTLE if baseline is not None else {},
+        "settle_calls": SETTLE if baseline is not None else {},  # calls under LONG_CALL_S; rows say theirs
         "host_exclusive": b.exclusive,  # no other build on this host computed while this one timed
         "timed_window": window,  # unix times
         # Share of the host's CPU that other processes (or the hypervisor) took while timing: above
@@ -110,6 +119,29 @@ def run(ctx: BuildContext) -> dict[str, Any]:
 # first calls are slowed by the other side's still-spinning threads and its cache footprint; calling the sides
 # one for one would time that interference.
 SETTLE = {"bundle": 1, "pytorch": 2}
+# That interference is a fixed few tens of ms: calls this long skip settling (under 5% of the first call of a
+# block, and a generation's call takes seconds), since settling them would cost more than it corrects.
+LONG_CALL_S = 1.0
+# The fewest timed calls of a side when max_seconds cuts its count, and the share of max_seconds after which
+# warm-up calls stop (from the second call on: slow calls pay their one-time costs in the first).
+MIN_CALLS = 5
+WARMUP_SHARE = 0.2
+
+
+def calls_within(count: int, seconds: float | None, max_seconds: float | None) -> int:
+    """Timed calls of a side: its configured count, cut so that they take about max_seconds when one call takes
+    `seconds` (a generation of 128 tokens by PyTorch takes ~9 s on the SmolLM2 shape), but never below MIN_CALLS."""
+    if max_seconds is None or not seconds:
+        return count
+    return min(count, max(MIN_CALLS, int(max_seconds / seconds)))
+
+
+def settling_calls(side: str, seconds: float | None, sides: int) -> int:
+    """Untimed calls of a side before each of its blocks: none without another side to interfere or when its calls
+    are long (LONG_CALL_S); SETTLE otherwise (also when its length is unknown)."""
+    if sides < 2 or (seconds is not None and seconds >= LONG_CALL_S):
+        return 0
+    return SETTLE[side]
 
 
 def _baseline_warmup(model: Any, device: str, threads: int, workload: Any, b: Any) -> int:
@@ -125,18 +157,34 @@ def _baseline_warmup(model: Any, device: str, threads: int, workload: Any, b: An
     return b.warmup
 
 
-def _interleaved(
-    runners: dict, warmups: dict[str, int], rounds: int, counts: dict[str, int], tick: Any
-) -> dict[str, list]:
-    """Seconds per call. `warmups` untimed calls of each side in a block; then `rounds` rounds in which each side
-    in turn makes its SETTLE untimed calls and then its share of `counts` timed calls back to back. Each side is
-    timed in its steady state, and both are sampled across the whole run, so slow drifts of the host's load hit
-    both alike."""
+def _warm(
+    runners: dict, warmups: dict[str, int], max_seconds: float | None, tick: Any
+) -> tuple[dict[str, int], dict[str, float]]:
+    """Each side's untimed warm-up calls, in a block: warmups[name] of them, ending after the second once they have
+    taken WARMUP_SHARE of max_seconds. Returns the calls made and the last one's seconds per side. With max_seconds
+    set, a side owed no warm-up (a baseline already warm in this process) still makes one call, to be measured."""
+    made: dict[str, int] = {}
+    seconds: dict[str, float] = {}
     for name, call in runners.items():
-        for _ in range(warmups.get(name, 0)):
+        want = max(warmups.get(name, 0), 0 if max_seconds is None else 1)
+        spent, n = 0.0, 0
+        while n < want and not (n >= 2 and max_seconds is not None and spent >= WARMUP_SHARE * max_seconds):
+            start = time.perf_counter()
             call()
+            seconds[name] = time.perf_counter() - start
+            spent, n = spent + seconds[name], n + 1
             if name == "bundle":
                 tick()
+        made[name] = n
+    return made, seconds
+
+
+def _interleaved(
+    runners: dict, rounds: int, counts: dict[str, int], settle: dict[str, int], tick: Any
+) -> dict[str, list]:
+    """Seconds per call, in `rounds` rounds in which each side in turn makes its `settle` untimed calls and then its
+    share of `counts` timed calls back to back. Each side is timed in its steady state, and both are sampled across
+    the whole run, so slow drifts of the host's load hit both alike."""
     times: dict[str, list[float]] = {name: [] for name in runners}
     for r in range(rounds):
         for name in runners:  # blocks alternate sides: each block follows one of the other side
@@ -144,7 +192,7 @@ def _interleaved(
             share = n * (r + 1) // rounds - n * r // rounds
             if not share:
                 continue
-            for _ in range(SETTLE[name] if len(runners) > 1 else 0):
+            for _ in range(settle.get(name, 0)):
                 runners[name]()
             for _ in range(share):
                 start = time.perf_counter()
