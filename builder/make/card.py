@@ -303,7 +303,7 @@ def _cut_counts_lines(bench: dict[str, Any]) -> list[str]:
         return []
     return [
         "",
-        f"Slow calls are timed for about {bench['max_seconds']:g} s per side (at least 5 calls; "
+        f"Slow calls are timed for about {bench['max_seconds']:g} s per side (at least {bench['min_calls']} calls; "
         f"`benchmark.max_seconds`): {'; '.join(cut)}.",
     ]
 

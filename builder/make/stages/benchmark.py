@@ -103,6 +103,7 @@ def run(ctx: BuildContext) -> dict[str, Any]:
         "iterations": b.iterations,
         "baseline_iterations": b.baseline_iterations if baseline is not None else 0,
         "max_seconds": b.max_seconds,  # slow calls get fewer timed calls: each row's `calls` says how many
+        "min_calls": MIN_CALLS,
         "rounds": b.rounds,
         "new_tokens": b.new_tokens,
         "settle_calls": SETTLE if baseline is not None else {},  # calls under LONG_CALL_S; rows say theirs
