@@ -11,8 +11,9 @@ from conftest import bundles_in, read_json, run_builder
 
 import builder
 from builder.config.compose import CONF_DIR
+from builder.digests import code_digest
 from builder.make.cache import StageCache
-from builder.make.writer import code_digest, tool_versions
+from builder.make.writer import tool_versions
 
 
 def stages_of(folder: Path) -> dict[str, str]:

@@ -289,8 +289,7 @@ def _cut_counts_lines(bench: dict[str, Any]) -> list[str]:
     cut = []
     for r in bench["results"]:
         want = {"bundle": bench["iterations"], "pytorch": bench.get("baseline_iterations")}
-        sides = [side for side in ("bundle", "pytorch") if side in r and r[side]["calls"] < want[side]]
-        if sides:
+        if any(side in r and r[side]["calls"] < want[side] for side in want):
             settle = r.get("untimed_calls", {}).get("settle_per_block", {})
             calls = " and ".join(
                 f"{r[s]['calls']} {'PyTorch' if s == 'pytorch' else s}"

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from builder.digests import code_digest
 from builder.hardware import host_can_run, host_facts
 from builder.make.card import model_card
 from builder.make.context import BuildContext, runtime_section
@@ -35,24 +36,6 @@ TOOLS = ("torch", "transformers", "onnx", "onnxruntime")
 def _versions() -> tuple[tuple[str, str], ...]:
     builder = f"{__version__}+code.{code_digest(Path(__file__).parents[1])[:12]}"
     return (("builder", builder), *((name, metadata.version(name)) for name in TOOLS))
-
-
-def code_digest(package: Path) -> str:
-    """sha256 over builder's own files (relative path and bytes), its configs (the `conf` subpackage of an install)
-    and bytecode left out. It sits beside the version in stage-cache keys and bundle ids: a checkout whose code
-    changed while the version string did not never reuses a stage an older checkout cached."""
-    h = hashlib.sha256()
-    for path in sorted(package.rglob("*")):
-        rel = path.relative_to(package)
-        if (
-            not path.is_file()
-            or rel.parts[0] == "conf"
-            or "__pycache__" in rel.parts
-            or path.suffix == ".pyc"
-        ):
-            continue
-        h.update(rel.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()
 
 
 def tool_versions() -> dict[str, str]:
